@@ -1,0 +1,34 @@
+# make train  - set up .venv (first run only) and train with the default config (ARGS="..." adds overrides)
+# make test   - set up .venv and run the test suite
+# make lint   - ruff + mypy
+PY := .venv/bin/python
+ARGS ?=
+export SDL_VIDEODRIVER ?= dummy
+export WANDB_MODE ?= offline
+
+.PHONY: setup train test lint bench clean
+
+setup: .venv/.installed
+
+# torch first and explicitly: the pinned CPU wheel; an unpinned resolve would pull a multi-GB CUDA build
+.venv/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c requirements.lock -e ".[dev]" --config-settings editable_mode=compat
+	touch $@
+
+train: setup
+	$(PY) -m td3exp $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(ARGS)
+
+lint: setup
+	$(PY) -m ruff check td3exp hydra_plugins tests benchmarks
+	$(PY) -m mypy
+
+bench: setup
+	$(PY) benchmarks/update_speed.py
+
+clean:
+	rm -rf .venv outputs multirun .pytest_cache .mypy_cache .ruff_cache

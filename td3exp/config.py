@@ -1,0 +1,227 @@
+"""Config schema (dataclasses) and validation with one-line, fixable error messages.
+
+Values live in ``conf/*.yaml``; these classes only say which keys exist and their types.  Hydra merges every group
+option into the typed node below, so a misspelt key or a wrong type fails at composition time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+MODULES = ("actor", "actor_cnn", "critic", "critic_cnn")
+
+
+class ConfigError(ValueError):
+    """A user mistake in the config: printed as one line, exit code 2."""
+
+
+@dataclass
+class EnvConfig:
+    name: str = MISSING
+    frame_stack: int = 4
+    image_size: int = 84
+    action_repeat: int = 1
+    max_episode_steps: int = 1000
+
+
+@dataclass
+class AgentConfig:
+    name: str = MISSING
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    gamma: float = 0.99
+    tau: float = 0.005
+    policy_delay: int = 2
+    target_noise: float = 0.2
+    noise_clip: float = 0.5
+    exploration_noise: float = 0.1
+    start_steps: int = 10_000
+    train_freq: int = 1
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+
+
+@dataclass
+class EncoderConfig:
+    layout: str = "separate"
+    features_dim: int = 512
+
+
+@dataclass
+class OptimConfig:
+    actor_lr: float = 1e-4
+    actor_cnn_lr: float = 1e-4
+    critic_lr: float = 1e-4
+    critic_cnn_lr: float = 1e-4
+
+
+@dataclass
+class ClipConfig:
+    max_norm: Optional[float] = None
+    critic_max_norm: Optional[float] = None
+
+
+@dataclass
+class RewardWeightsConfig:
+    progress: float = 0.6
+    smoothness: float = 0.2
+    lane_centering: float = 0.1
+    efficiency: float = 0.1
+
+
+@dataclass
+class RewardConfig:
+    weights: RewardWeightsConfig = field(default_factory=RewardWeightsConfig)
+    normalize: str = "clip"
+    clip_range: float = 10.0
+    target_speed: float = 40.0
+
+
+@dataclass
+class WandbConfig:
+    mode: str = "offline"
+    project: str = "td3exp"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+    name: Optional[str] = None
+
+
+@dataclass
+class LoggerConfig:
+    log_every: int = 250
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class AlertThreshold:
+    warning: float = 1e4
+    critical: float = 5e4
+
+
+@dataclass
+class MonitorConfig:
+    thresholds: dict[str, AlertThreshold] = field(
+        default_factory=lambda: {m: AlertThreshold() for m in MODULES}
+    )
+    max_consecutive_nonfinite: int = 10
+
+
+@dataclass
+class EvalConfig:
+    every: int = 10_000
+    episodes: int = 5
+
+
+@dataclass
+class Config:
+    env: EnvConfig = MISSING
+    agent: AgentConfig = MISSING
+    encoder: EncoderConfig = MISSING
+    optim: OptimConfig = MISSING
+    clip: ClipConfig = MISSING
+    reward: RewardConfig = MISSING
+    logger: LoggerConfig = MISSING
+    monitor: MonitorConfig = MISSING
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    total_steps: int = 100_000
+    device: str = "auto"
+    deterministic: bool = False
+    save_model: bool = True
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="td3exp_schema", node=Config)
+
+
+ENVS = ("car_racing",)
+LAYOUTS = ("separate", "shared_detached")
+NORMALIZE = ("none", "clip", "running")
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+def _positive(value: float, key: str, hint: str = "") -> None:
+    if not value > 0:
+        raise ConfigError(f"{key} must be > 0 (got {value}){'; ' + hint if hint else ''}")
+
+
+def _one_of(value: str, key: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)} (got {value!r})")
+
+
+def validate(cfg: Config) -> None:
+    """Raise ConfigError naming the first bad value and how to fix it."""
+    _one_of(cfg.env.name, "env.name", ENVS)
+    for key in ("frame_stack", "image_size", "action_repeat", "max_episode_steps"):
+        _positive(getattr(cfg.env, key), f"env.{key}")
+    a = cfg.agent
+    for key in ("batch_size", "buffer_size", "policy_delay", "train_freq"):
+        _positive(getattr(a, key), f"agent.{key}")
+    if a.batch_size > a.buffer_size:
+        raise ConfigError(
+            f"agent.batch_size ({a.batch_size}) is larger than agent.buffer_size ({a.buffer_size}); "
+            "lower the batch or raise the buffer"
+        )
+    if not 0 <= a.gamma < 1:
+        raise ConfigError(f"agent.gamma must be in [0, 1) (got {a.gamma})")
+    if not 0 < a.tau <= 1:
+        raise ConfigError(f"agent.tau must be in (0, 1] (got {a.tau})")
+    for key in ("target_noise", "noise_clip", "exploration_noise"):
+        if getattr(a, key) < 0:
+            raise ConfigError(f"agent.{key} must be >= 0 (got {getattr(a, key)})")
+    if a.start_steps < 0:
+        raise ConfigError(f"agent.start_steps must be >= 0 (got {a.start_steps})")
+    if not a.hidden_dims or min(a.hidden_dims) <= 0:
+        raise ConfigError(f"agent.hidden_dims must be a non-empty list of positive sizes (got {list(a.hidden_dims)})")
+    _one_of(cfg.encoder.layout, "encoder.layout", LAYOUTS)
+    _positive(cfg.encoder.features_dim, "encoder.features_dim")
+    for key in ("actor_lr", "actor_cnn_lr", "critic_lr", "critic_cnn_lr"):
+        _positive(getattr(cfg.optim, key), f"optim.{key}", "learning rates must be positive")
+    for key in ("max_norm", "critic_max_norm"):
+        value = getattr(cfg.clip, key)
+        if value is not None:
+            _positive(value, f"clip.{key}", f"use clip.{key}=null (or clip=none) to disable clipping")
+    _validate_reward(cfg.reward)
+    _positive(cfg.logger.log_every, "logger.log_every")
+    _one_of(cfg.logger.wandb.mode, "logger.wandb.mode", WANDB_MODES)
+    _validate_monitor(cfg.monitor)
+    _positive(cfg.eval.every, "eval.every")
+    if cfg.eval.episodes < 0:
+        raise ConfigError(f"eval.episodes must be >= 0 (got {cfg.eval.episodes})")
+    _positive(cfg.total_steps, "total_steps")
+    if cfg.total_steps < a.start_steps:
+        raise ConfigError(
+            f"total_steps ({cfg.total_steps}) is smaller than agent.start_steps ({a.start_steps}): "
+            "the agent would never learn; raise total_steps or lower agent.start_steps"
+        )
+    if cfg.device != "auto" and cfg.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device must be auto, cpu, cuda[:N] or mps (got {cfg.device!r})")
+
+
+def _validate_reward(r: RewardConfig) -> None:
+    weights = {k: getattr(r.weights, k) for k in ("progress", "smoothness", "lane_centering", "efficiency")}
+    for key, value in weights.items():
+        if value < 0:
+            raise ConfigError(
+                f"reward.weights.{key} must be >= 0 (got {value}); components already carry their sign"
+            )
+    if sum(weights.values()) <= 0:
+        raise ConfigError("reward.weights sum to 0: give at least one component a positive weight")
+    _one_of(r.normalize, "reward.normalize", NORMALIZE)
+    _positive(r.clip_range, "reward.clip_range")
+    _positive(r.target_speed, "reward.target_speed")
+
+
+def _validate_monitor(m: MonitorConfig) -> None:
+    for module, t in m.thresholds.items():
+        _one_of(module, "monitor.thresholds key", MODULES)
+        if not 0 < t.warning <= t.critical:
+            raise ConfigError(
+                f"monitor.thresholds.{module} needs 0 < warning <= critical (got {t.warning}, {t.critical})"
+            )
+    _positive(m.max_consecutive_nonfinite, "monitor.max_consecutive_nonfinite")

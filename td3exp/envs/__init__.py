@@ -1,0 +1,42 @@
+"""Env construction: simulator -> 2-D action -> reward components -> action repeat -> pixels -> training reward."""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+from gymnasium.wrappers import (
+    ClipReward,
+    FrameStackObservation,
+    GrayscaleObservation,
+    NormalizeReward,
+    ResizeObservation,
+)
+
+from td3exp.envs.car_racing import CarRacingComponents
+from td3exp.envs.wrappers import ActionRepeat, SteerThrottleAction, WeightedReward
+from td3exp.rewards import RewardWeights
+
+
+def make_car_racing(
+    frame_stack: int, image_size: int, action_repeat: int, max_episode_steps: int,
+    target_speed: float, weights: RewardWeights, normalize: str, clip_range: float, gamma: float,
+) -> gym.Env:
+    """CarRacing-v3 as uint8 (frame_stack, image_size, image_size) observations and a 2-D action.
+
+    ``normalize``: "none" | "clip" (to +-clip_range) | "running" (divide by a running std of the discounted return,
+    as VecNormalize does, then clip).  ``max_episode_steps`` counts agent steps.
+    """
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless
+    env = gym.make("CarRacing-v3", max_episode_steps=max_episode_steps * action_repeat)
+    env = CarRacingComponents(SteerThrottleAction(env), target_speed)
+    env = ActionRepeat(env, action_repeat)
+    env = GrayscaleObservation(env, keep_dim=False)
+    env = ResizeObservation(env, (image_size, image_size))
+    env = FrameStackObservation(env, frame_stack, padding_type="reset")
+    env = WeightedReward(env, weights)
+    if normalize == "running":
+        env = NormalizeReward(env, gamma=gamma)
+    if normalize in ("running", "clip"):
+        env = ClipReward(env, -clip_range, clip_range)
+    return env

@@ -1,0 +1,61 @@
+"""Env-agnostic wrappers: action repeat with summed reward components, and the weighted training reward."""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from td3exp.rewards import COMPONENTS, RewardWeights
+
+
+class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Hold each action for ``repeat`` simulator steps; rewards, native rewards and components are summed."""
+
+    def __init__(self, env: gym.Env, repeat: int) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, repeat=repeat)
+        gym.Wrapper.__init__(self, env)
+        self.repeat = repeat
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        total, native = 0.0, 0.0
+        components = dict.fromkeys(COMPONENTS, 0.0)
+        for _ in range(self.repeat):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            native += info["native_reward"]
+            for name in COMPONENTS:
+                components[name] += info["reward_components"][name]
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, {**info, "native_reward": native, "reward_components": components}
+
+
+class WeightedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Training reward = weighted sum of ``info["reward_components"]`` (kept in ``info["weighted_reward"]``
+    before any normalization wrapper changes the reward)."""
+
+    def __init__(self, env: gym.Env, weights: RewardWeights) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, weights=weights)
+        gym.Wrapper.__init__(self, env)
+        self.weights = weights
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, _, terminated, truncated, info = self.env.step(action)
+        reward = self.weights.combine(info["reward_components"])
+        return obs, reward, terminated, truncated, {**info, "weighted_reward": reward}
+
+
+class SteerThrottleAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
+    """2-D action [steer, throttle_brake] in [-1, 1], as a CARLA vehicle control takes it, mapped to
+    CarRacing's [steer, gas, brake]: positive throttle_brake is gas, negative is brake."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ActionWrapper.__init__(self, env)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def action(self, action: np.ndarray) -> np.ndarray:
+        steer, throttle_brake = float(action[0]), float(action[1])
+        return np.array([steer, max(throttle_brake, 0.0), max(-throttle_brake, 0.0)], dtype=np.float32)

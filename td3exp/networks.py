@@ -1,0 +1,72 @@
+"""NatureCNN encoder, deterministic actor head and twin-Q critic head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def kaiming_init(module: nn.Module) -> None:
+    """He init for the ReLU stacks, zero biases (as SB3/DrQ-v2 do for conv encoders)."""
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        nn.init.zeros_(module.bias)
+
+
+def mlp(in_dim: int, hidden_dims: list[int], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden_dims:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class NatureCNN(nn.Module):
+    """Mnih et al. (2015) encoder: uint8 frames -> features. Pixels are scaled to [0, 1] inside."""
+
+    def __init__(self, in_channels: int, image_size: int, features_dim: int = 512) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, in_channels, image_size, image_size)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(flat, features_dim), nn.ReLU())
+        self.features_dim = features_dim
+        self.apply(kaiming_init)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.convs(obs.float() / 255.0))
+
+
+class ActorHead(nn.Module):
+    """Features -> action in [-1, 1] through tanh."""
+
+    def __init__(self, features_dim: int, action_dim: int, hidden_dims: list[int]) -> None:
+        super().__init__()
+        self.net = mlp(features_dim, hidden_dims, action_dim)
+        self.net.apply(kaiming_init)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(features))
+
+
+class TwinQHead(nn.Module):
+    """Two independent Q MLPs over the same (critic-CNN features, action) input."""
+
+    def __init__(self, features_dim: int, action_dim: int, hidden_dims: list[int]) -> None:
+        super().__init__()
+        self.q1 = mlp(features_dim + action_dim, hidden_dims, 1)
+        self.q2 = mlp(features_dim + action_dim, hidden_dims, 1)
+        self.apply(kaiming_init)
+
+    def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([features, action], dim=1)
+        return self.q1(x), self.q2(x)
+
+    def q1_only(self, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.q1(torch.cat([features, action], dim=1))
