@@ -166,10 +166,13 @@ class TD3Agent:
         # a shared, detached encoder gives the actor the same features the critic just computed
         features = critic_features if self.actor.detach_features else self.actor.encoder(obs)
         actions = self.actor.head(features)
+        # the actor loss differentiates through Q1 to the action only: no gradients for the critic's weights
+        self.critic.head.requires_grad_(False)
         loss = -self.critic.head.q1_only(critic_features, actions).mean()
 
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.critic.head.requires_grad_(True)
         pre, post, total = clip_modules(self.actor_modules, self.p.actor_max_norm)
         if "actor_cnn" not in pre:  # shared, detached encoder: the actor loss has no path into a CNN
             pre["actor_cnn"] = post["actor_cnn"] = self._zero

@@ -10,6 +10,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 class Td3expSearchPathPlugin(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        # only the td3exp app: other Hydra apps in the same environment keep their search path
-        if any(p.path and p.path.endswith("/conf") and "td3exp" in str(p.path) for p in search_path.get_path()):
+        # only for td3exp's own config tree: other Hydra apps in the environment keep their search path
+        conf = REPO_ROOT / "conf"
+        if any(entry.path and Path(entry.path.removeprefix("file://")) == conf for entry in search_path.get_path()):
             search_path.append(provider="td3exp-experiments", path=f"file://{REPO_ROOT}")

@@ -1,0 +1,142 @@
+"""TD3 agent: encoders, targets, clipping, alerts and the non-finite guard, on real networks and small batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from td3exp import build
+from td3exp.agent import ReplayBatch, TD3Agent
+from td3exp.monitor import NonFiniteError
+
+from .conftest import compose_config
+
+OBS = (4, 36, 36)  # smallest frames NatureCNN accepts: fast updates, same code path
+CPU = torch.device("cpu")
+
+
+def make_agent(*overrides: str) -> TD3Agent:
+    cfg = OmegaConf.to_object(compose_config(["agent.start_steps=0", *overrides]))
+    return build.build_agent(cfg, OBS, 2, CPU)  # type: ignore[arg-type]
+
+
+def make_batch(size: int = 8, seed: int = 0, reward_scale: float = 1.0) -> ReplayBatch:
+    g = torch.Generator().manual_seed(seed)
+    return ReplayBatch(
+        obs=torch.randint(0, 256, (size, *OBS), dtype=torch.uint8, generator=g),
+        actions=torch.rand((size, 2), generator=g) * 2 - 1,
+        rewards=torch.randn((size, 1), generator=g) * reward_scale,
+        next_obs=torch.randint(0, 256, (size, *OBS), dtype=torch.uint8, generator=g),
+        terminated=torch.zeros((size, 1)),
+    )
+
+
+def flat(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
+def test_separate_layout_gives_actor_and_critic_their_own_cnn() -> None:
+    agent = make_agent("encoder=separate")
+    assert agent.actor.encoder is not agent.critic.encoder
+    assert not set(map(id, agent.actor.encoder.parameters())) & set(map(id, agent.critic.encoder.parameters()))
+    assert set(agent.actor_modules) == {"actor", "actor_cnn"}
+
+
+def test_shared_detached_layout_trains_the_cnn_through_the_critic_only() -> None:
+    agent = make_agent("encoder=shared_detached", "agent.policy_delay=1")
+    assert agent.actor.encoder is agent.critic.encoder
+    optimized = {id(p) for g in agent.actor_optimizer.param_groups for p in g["params"]}
+    assert not optimized & set(map(id, agent.critic.encoder.parameters()))
+    metrics = agent.update(make_batch(), step=0)
+    assert metrics["grad/actor_cnn"].item() == 0.0 and metrics["grad/critic_cnn"].item() > 0
+
+
+def test_targets_match_at_init_and_differ_after_updates() -> None:
+    agent = make_agent("agent.policy_delay=1")
+    assert torch.equal(flat(agent.critic), flat(agent.critic_target))
+    assert torch.equal(flat(agent.actor), flat(agent.actor_target))
+    for i in range(3):
+        agent.update(make_batch(seed=i), step=i)
+    assert not torch.equal(flat(agent.critic), flat(agent.critic_target))
+    assert not torch.equal(flat(agent.actor), flat(agent.actor_target))
+    # Polyak: targets move towards the online nets, only a little
+    assert (flat(agent.critic) - flat(agent.critic_target)).abs().max() < 0.1
+
+
+def test_actor_updates_only_every_policy_delay() -> None:
+    agent = make_agent("agent.policy_delay=2")
+    actor_before = flat(agent.actor)
+    first = agent.update(make_batch(), step=0)
+    assert "loss/actor" not in first and torch.equal(actor_before, flat(agent.actor))
+    second = agent.update(make_batch(seed=1), step=1)
+    assert "loss/actor" in second and not torch.equal(actor_before, flat(agent.actor))
+
+
+@pytest.mark.parametrize("max_norm", [1.0, 10.0])
+def test_post_clip_norm_is_at_most_max_norm(max_norm: float) -> None:
+    agent = make_agent(f"clip.max_norm={max_norm}", f"clip.critic_max_norm={max_norm}", "agent.policy_delay=1")
+    m = agent.update(make_batch(reward_scale=1e4), step=0)  # large rewards: large critic gradients
+    assert m["grad/critic_cnn"] > max_norm  # clipping had something to do
+    for side in (("actor", "actor_cnn"), ("critic", "critic_cnn")):
+        post = torch.linalg.vector_norm(torch.stack([m[f"grad_clipped/{k}"] for k in side]))
+        assert post <= max_norm * (1 + 1e-4)
+    # the reported post-clip norms are the real norms of the clipped gradients
+    measured = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in agent.critic.parameters()]))
+    assert measured == pytest.approx(float(m["grad_clipped/critic"] ** 2 + m["grad_clipped/critic_cnn"] ** 2) ** 0.5,
+                                     rel=1e-4)
+
+
+def test_no_clip_reports_equal_pre_and_post_norms() -> None:
+    m = make_agent("clip=none", "agent.policy_delay=1").update(make_batch(), step=0)
+    for k in ("actor", "actor_cnn", "critic", "critic_cnn"):
+        assert m[f"grad/{k}"] == m[f"grad_clipped/{k}"]
+
+
+def test_planted_huge_gradient_raises_a_critical_alert(capsys) -> None:
+    agent = make_agent("agent.policy_delay=1", "monitor.thresholds.critic_cnn.critical=100",
+                       "monitor.thresholds.critic_cnn.warning=10")
+    m = agent.update(make_batch(reward_scale=1e6), step=0)
+    assert m["grad/critic_cnn"] > 100
+    assert m["alerts/critical"].item() >= 1
+    messages = agent.monitor.report(step=1)
+    assert len(messages) == 1 and "CRITICAL" in messages[0] and "grad/critic_cnn" in messages[0]
+    assert agent.monitor.report(step=2) == []  # said once, not again while the count stays
+
+
+def test_planted_nan_is_skipped_and_counted() -> None:
+    agent = make_agent("agent.policy_delay=1")
+    critic_before, actor_before = flat(agent.critic), flat(agent.actor)
+    batch = make_batch()
+    batch.rewards[0, 0] = float("nan")
+    m = agent.update(batch, step=0)
+    assert m["alerts/nonfinite"].item() == 1
+    assert torch.equal(critic_before, flat(agent.critic))  # the critic step was skipped
+    assert torch.isfinite(flat(agent.critic)).all() and torch.isfinite(flat(agent.actor)).all()
+    m = agent.update(make_batch(seed=1), step=1)  # a clean batch trains again
+    assert m["alerts/nonfinite"].item() == 1 and not torch.equal(critic_before, flat(agent.critic))
+    assert not torch.equal(actor_before, flat(agent.actor))
+
+
+def test_run_stops_after_too_many_nonfinite_updates_in_a_row() -> None:
+    agent = make_agent("monitor.max_consecutive_nonfinite=3")
+    batch = make_batch()
+    batch.rewards[:] = float("inf")
+    for i in range(2):
+        agent.update(batch, step=i)
+    agent.monitor.report(step=2)  # two in a row: still fine
+    agent.update(batch, step=2)
+    with pytest.raises(NonFiniteError, match="3 updates in a row"):
+        agent.monitor.report(step=3)
+
+
+def test_act_is_uniform_before_start_steps_and_bounded_after() -> None:
+    agent = make_agent("agent.start_steps=5")
+    agent.p = agent.p.__class__(**{**agent.p.__dict__, "start_steps": 5})
+    obs = torch.randint(0, 256, OBS, dtype=torch.uint8).numpy()
+    random_actions = [agent.act(obs, step=0) for _ in range(50)]
+    assert len({tuple(a) for a in random_actions}) == 50
+    greedy = agent.act(obs, step=10, eval_mode=True)
+    assert (abs(greedy) <= 1).all() and (agent.act(obs, step=10, eval_mode=True) == greedy).all()
+    noisy = agent.act(obs, step=10)
+    assert (abs(noisy) <= 1).all() and noisy.dtype.name == "float32"
