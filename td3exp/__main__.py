@@ -54,9 +54,9 @@ def main(dict_cfg: DictConfig) -> float:
     device = build.resolve_device(cfg.device)
 
     env, eval_env = build.build_env(cfg), build.build_env(cfg, evaluation=True)
-    obs_shape = env.observation_space.shape
-    action_dim = env.action_space.shape[0]
-    assert obs_shape is not None
+    obs_shape, action_shape = env.observation_space.shape, env.action_space.shape
+    assert obs_shape is not None and action_shape is not None
+    action_dim = action_shape[0]
     agent = build.build_agent(cfg, obs_shape, action_dim, device)
     replay = build.build_replay(cfg, obs_shape, action_dim, device)
     run_name = hydra_cfg.job.override_dirname or "defaults"

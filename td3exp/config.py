@@ -7,7 +7,6 @@ option into the typed node below, so a misspelt key or a wrong type fails at com
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -60,8 +59,8 @@ class OptimConfig:
 
 @dataclass
 class ClipConfig:
-    max_norm: Optional[float] = None
-    critic_max_norm: Optional[float] = None
+    max_norm: float | None = None
+    critic_max_norm: float | None = None
 
 
 @dataclass
@@ -84,10 +83,10 @@ class RewardConfig:
 class WandbConfig:
     mode: str = "offline"
     project: str = "td3exp"
-    entity: Optional[str] = None
-    group: Optional[str] = None
+    entity: str | None = None
+    group: str | None = None
     tags: list[str] = field(default_factory=list)
-    name: Optional[str] = None
+    name: str | None = None
 
 
 @dataclass

@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+WandbMode = Literal["online", "offline", "disabled"]
+
 
 class Logger:
     def __init__(
-        self, run_dir: Path, config: dict[str, Any], wandb_mode: str = "disabled", project: str = "td3exp",
+        self, run_dir: Path, config: dict[str, Any], wandb_mode: WandbMode = "disabled", project: str = "td3exp",
         entity: str | None = None, group: str | None = None, tags: list[str] | None = None,
         name: str | None = None, job_type: str = "train",
     ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
@@ -10,7 +12,8 @@ def kaiming_init(module: nn.Module) -> None:
     """He init for the ReLU stacks, zero biases (as SB3/DrQ-v2 do for conv encoders)."""
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 def mlp(in_dim: int, hidden_dims: list[int], out_dim: int) -> nn.Sequential:
@@ -20,6 +23,13 @@ def mlp(in_dim: int, hidden_dims: list[int], out_dim: int) -> nn.Sequential:
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
+
+
+def to_device(module: nn.Module, device: torch.device, channels_last: bool) -> None:
+    """Move a module; channels_last makes these convs faster on CPU (../shared/bench: 3.3 -> 4.0 updates/s) and
+    on tensor cores."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    cast(Any, module).to(device, memory_format=memory_format)  # torch's stubs omit memory_format
 
 
 class NatureCNN(nn.Module):

@@ -58,7 +58,7 @@ def test_steer_throttle_maps_to_gas_and_brake() -> None:
 def test_time_limit_truncates_in_agent_steps_with_action_repeat() -> None:
     env = car_racing(action_repeat=2, steps=10)
     env.reset(seed=0)
-    for t in range(10):
+    for _t in range(10):
         _, _, terminated, truncated, info = env.step(np.array([0.0, 0.2], np.float32))
     assert truncated and not terminated
 

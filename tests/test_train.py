@@ -35,8 +35,10 @@ def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
     runs = []
     for name in ("a", "b"):
         run_dir = tmp_path / name
-        result = run_td3exp([*TINY, "deterministic=true", "seed=3", "logger.wandb.mode=disabled",
-                             f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+        result = run_td3exp(
+            [*TINY, "deterministic=true", "seed=3", "logger.wandb.mode=disabled", f"hydra.run.dir={run_dir}"],
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         runs.append(read_scalars(run_dir))
     assert runs[0].keys() == runs[1].keys()
@@ -46,8 +48,17 @@ def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
 
 def test_nonfinite_rewards_stop_the_run_with_exit_3_and_logs_intact(tmp_path: Path) -> None:
     # a 1e300 progress weight makes every newly visited tile an infinite float32 reward
-    result = run_td3exp([*TINY, "reward.weights.progress=1e300", "reward.normalize=none", "monitor.max_consecutive_nonfinite=2",
-                         "logger.wandb.mode=disabled", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    result = run_td3exp(
+        [
+            *TINY,
+            "reward.weights.progress=1e300",
+            "reward.normalize=none",
+            "monitor.max_consecutive_nonfinite=2",
+            "logger.wandb.mode=disabled",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 3, result.stderr[-2000:]
     assert "non-finite" in result.stderr and "Traceback" not in result.stderr
     scalars = read_scalars(tmp_path)
@@ -56,8 +67,16 @@ def test_nonfinite_rewards_stop_the_run_with_exit_3_and_logs_intact(tmp_path: Pa
 
 def test_multirun_over_groups_writes_under_multirun(tmp_path: Path) -> None:
     result = run_td3exp(
-        ["--multirun", "clip=none,norm1", "seed=0", *TINY, "total_steps=60", "eval.episodes=0",
-         "logger.wandb.mode=disabled"], cwd=tmp_path,
+        [
+            "--multirun",
+            "clip=none,norm1",
+            "seed=0",
+            *TINY,
+            "total_steps=60",
+            "eval.episodes=0",
+            "logger.wandb.mode=disabled",
+        ],
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = sorted(p.parent.parent for p in (tmp_path / "multirun").rglob("tb/events.out.tfevents.*"))
