@@ -74,7 +74,10 @@ def main(dict_cfg: DictConfig) -> float:
         eval_env.close()
     if cfg.save_model:
         save_atomic(agent.state_dict(), run_dir / "model.pt")
-    print(f"td3exp: final eval/return {result:.2f} after {cfg.total_steps} steps; run directory {run_dir}")
+    print(
+        f"td3exp: final eval/return {result:.2f} after {cfg.total_steps} steps and {trainer.num_updates} updates "
+        f"in {trainer.wall_time:.0f} s ({cfg.total_steps / trainer.wall_time:.1f} steps/s); run directory {run_dir}"
+    )
     return result
 
 

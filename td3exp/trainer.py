@@ -37,9 +37,11 @@ class Trainer:
         self.num_updates = 0
         self.last_return = float("nan")
         self.final_eval_return = float("nan")
+        self.wall_time = float("nan")
 
     def run(self) -> float:
         s = self.s
+        run_started = time.perf_counter()
         obs, _ = self.env.reset(seed=self.seed)
         self.env.action_space.seed(self.seed)
         self.replay.start_episode(obs[-1])
@@ -48,6 +50,10 @@ class Trainer:
         started, updates_at_last_log = time.perf_counter(), 0
         for step in range(1, s.total_steps + 1):
             action = self.agent.act(obs, step - 1)
+            # queue the update before stepping the env: on a GPU the two overlap (nothing here waits on the device)
+            if step > s.start_steps and step % s.train_freq == 0 and len(self.replay) >= self.replay.batch_size:
+                self.logger.record(step, self.agent.update(self.replay.sample(), step))
+                self.num_updates += 1
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             self.replay.add(next_obs[-1], action, float(reward), terminated)
             episode.add(info)
@@ -59,10 +65,6 @@ class Trainer:
                 self.replay.start_episode(obs[-1])
             else:
                 obs = next_obs
-
-            if step > s.start_steps and step % s.train_freq == 0 and len(self.replay) >= self.replay.batch_size:
-                self.logger.record(step, self.agent.update(self.replay.sample(), step))
-                self.num_updates += 1
 
             if step % s.eval_every == 0 and step < s.total_steps:
                 self.evaluate(step)
@@ -83,6 +85,7 @@ class Trainer:
         bar.close()
         self.final_eval_return = self.evaluate(s.total_steps)
         self.logger.flush()
+        self.wall_time = time.perf_counter() - run_started
         return self.final_eval_return
 
     def evaluate(self, step: int) -> float:
