@@ -15,7 +15,7 @@ CONTRACT: dict[str, str] = {
     "loss/critic": "MSE of Q1 and Q2 against the clipped double-Q target, summed",
     "q/q1": "mean Q1(s, a) over the batch",
     "q/q2": "mean Q2(s, a) over the batch",
-    "q/abs_diff": "mean |Q1 - Q2| over the batch",
+    "q/abs_diff": "mean absolute difference of Q1 and Q2 over the batch",
     "q/target": "mean TD target r + gamma (1 - terminated) min(Q1', Q2')",
     "alerts/warning": "cumulative count of module norms above their warning threshold",
     "alerts/critical": "cumulative count of module norms above their critical threshold",
