@@ -89,7 +89,9 @@ def main() -> None:
         results["sample"].append((time.perf_counter() - start) / 20)
 
     median = {k: statistics.median(v) for k, v in results.items()}
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, batch {cfg.agent.batch_size}")
+    print(
+        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, batch {cfg.agent.batch_size}"
+    )
     print(f"full update        {1000 * median['full']:8.2f} ms  ({1 / median['full']:.2f} updates/s)")
     print(f"unmonitored update {1000 * median['unmonitored']:8.2f} ms  ({1 / median['unmonitored']:.2f} updates/s)")
     print(f"replay.sample(256) {1000 * median['sample']:8.2f} ms")
