@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from td3exp.monitor import GradientMonitor, clip_modules
+from td3exp.clipping import AutoClip, clip_modules
+from td3exp.diagnostics import UpdateRatio, mean_feature_norm, saturation
+from td3exp.monitor import GradientMonitor
 from td3exp.networks import ActorHead, NatureCNN, TwinQHead
 
 
@@ -64,7 +66,7 @@ class TD3Params:
     noise_clip: float = 0.5
     exploration_noise: float = 0.1
     start_steps: int = 10_000
-    actor_max_norm: float | None = None
+    preactivation_penalty: float = 0.0  # weight of mean(pre-tanh output^2) in the actor loss
     critic_max_norm: float | None = None
 
 
@@ -83,13 +85,16 @@ class TD3Agent:
         device: torch.device,
         seed: int = 0,
         channels_last: bool = False,
+        actor_clip: float | AutoClip | None = None,
     ) -> None:
+        """``actor_clip``: max norm for actor + actor-CNN gradients, an AutoClip, or None (no clipping)."""
         self.actor, self.critic = actor, critic
         self.actor_target = copy.deepcopy(actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
         self.actor_optimizer, self.critic_optimizer = actor_optimizer, critic_optimizer
         self.monitor, self.p = monitor, params
         self.action_dim, self.device, self.channels_last = action_dim, device, channels_last
+        self.actor_clip = actor_clip
         self.rng = np.random.default_rng(seed)
         self.num_updates = 0
         # actor-side modules for clipping/monitoring; under a shared encoder the actor has no CNN of its own
@@ -97,6 +102,7 @@ class TD3Agent:
         if not actor.detach_features:
             self.actor_modules["actor_cnn"] = actor.encoder
         self.critic_modules: dict[str, nn.Module] = {"critic": critic.head, "critic_cnn": critic.encoder}
+        self.actor_ratio, self.critic_ratio = UpdateRatio(self.actor_modules), UpdateRatio(self.critic_modules)
         self._zero = torch.zeros((), device=device)
 
     def _prep(self, obs: torch.Tensor) -> torch.Tensor:
@@ -147,8 +153,10 @@ class TD3Agent:
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         pre, post, total = clip_modules(self.critic_modules, self.p.critic_max_norm)
-        finite = self._step(self.critic_optimizer, loss, total, pre)
+        finite, ratios = self._step(self.critic_optimizer, self.critic_ratio, loss, total, pre)
         metrics = {
+            "features/critic_norm": mean_feature_norm(features),
+            **{f"update_ratio/{k}": v for k, v in ratios.items()},
             "loss/critic": loss.detach(),
             "q/q1": q1.detach().mean(),
             "q/q2": q2.detach().mean(),
@@ -165,36 +173,46 @@ class TD3Agent:
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         # a shared, detached encoder gives the actor the same features the critic just computed
         features = critic_features if self.actor.detach_features else self.actor.encoder(obs)
-        actions = self.actor.head(features)
+        actions, preactivation = self.actor.head.act_and_preactivation(features)
         # the actor loss differentiates through Q1 to the action only: no gradients for the critic's weights
         self.critic.head.requires_grad_(False)
-        loss = -self.critic.head.q1_only(critic_features, actions).mean()
+        q_loss = -self.critic.head.q1_only(critic_features, actions).mean()
+        loss = q_loss
+        if self.p.preactivation_penalty > 0:
+            loss = loss + self.p.preactivation_penalty * preactivation.pow(2).mean()
 
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic.head.requires_grad_(True)
-        pre, post, total = clip_modules(self.actor_modules, self.p.actor_max_norm)
+        pre, post, total = clip_modules(self.actor_modules, self.actor_clip)
+        finite, ratios = self._step(self.actor_optimizer, self.actor_ratio, loss, total, pre)
         if "actor_cnn" not in pre:  # shared, detached encoder: the actor loss has no path into a CNN
-            pre["actor_cnn"] = post["actor_cnn"] = self._zero
-        finite = self._step(self.actor_optimizer, loss, total, pre)
+            pre["actor_cnn"] = post["actor_cnn"] = ratios["actor_cnn"] = self._zero
+        saturated = saturation(preactivation, self.actor.head.bounded)
+        self.monitor.observe_saturation(saturated)
         metrics = {
-            "loss/actor": loss.detach(),
+            "loss/actor": q_loss.detach(),
+            "actor/saturation": saturated,
+            "actor/preact_abs": preactivation.detach().abs().mean(),
+            "features/actor_norm": mean_feature_norm(features),
+            **{f"update_ratio/{k}": v for k, v in ratios.items()},
             **{f"grad/{k}": v for k, v in pre.items()},
             **{f"grad_clipped/{k}": v for k, v in post.items()},
         }
         return metrics, finite
 
     def _step(
-        self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, total_norm: torch.Tensor,
+        self, optimizer: torch.optim.Optimizer, ratio: UpdateRatio, loss: torch.Tensor, total_norm: torch.Tensor,
         norms: dict[str, torch.Tensor],
-    ) -> torch.Tensor:
-        """Step unless loss or gradients are non-finite. The skip happens inside the fused optimizer kernel
-        (``found_inf``, as GradScaler uses it), so deciding it needs no host sync."""
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Step unless loss or gradients are non-finite; returns (finite, update ratios). The skip happens inside the
+        fused optimizer kernel (``found_inf``, as GradScaler uses it), so deciding it needs no host sync."""
         self.monitor.observe_norms(norms)
         finite = torch.isfinite(loss.detach()) & torch.isfinite(total_norm)
         optimizer.found_inf = (~finite).float()  # type: ignore[attr-defined]
+        ratio.snapshot()
         optimizer.step()
-        return finite
+        return finite, ratio.measure()
 
     @torch.no_grad()
     def update_targets(self) -> None:

@@ -10,6 +10,7 @@ import gymnasium as gym
 import torch
 
 from td3exp.agent import Actor, Critic, TD3Agent, TD3Params
+from td3exp.clipping import AutoClip
 from td3exp.config import Config
 from td3exp.envs import make_car_racing
 from td3exp.loggers import Logger, WandbMode
@@ -43,37 +44,50 @@ def build_env(cfg: Config, evaluation: bool = False) -> gym.Env:
 
 
 def build_agent(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, device: torch.device) -> TD3Agent:
-    channels, size = obs_shape[0], obs_shape[-1]
-    features, hidden = cfg.encoder.features_dim, list(cfg.agent.hidden_dims)
-    critic = Critic(NatureCNN(channels, size, features), TwinQHead(features, action_dim, hidden))
-    shared = cfg.encoder.layout == "shared_detached"
-    actor_encoder = critic.encoder if shared else NatureCNN(channels, size, features)
-    actor = Actor(actor_encoder, ActorHead(features, action_dim, hidden), detach_features=shared)
+    e = cfg.encoder
+    features, hidden = e.features_dim, list(cfg.agent.hidden_dims)
+
+    def encoder() -> NatureCNN:
+        return NatureCNN(obs_shape[0], obs_shape[-1], features, e.pixel_scale, e.trunk_norm)
+
+    critic = Critic(encoder(), TwinQHead(features, action_dim, hidden))
+    shared = e.layout == "shared_detached"
+    head = ActorHead(features, action_dim, hidden, bounded=cfg.agent.actor_head == "tanh")
+    actor = Actor(critic.encoder if shared else encoder(), head, detach_features=shared)
     to_device(actor, device, channels_last=True)
     to_device(critic, device, channels_last=True)
 
     o = cfg.optim
-    actor_groups = [{"params": actor.head.parameters(), "lr": o.actor_lr}]
+    actor_groups: list[dict[str, Any]] = [{"params": actor.head.parameters(), "lr": o.actor_lr}]
     if not shared:
         actor_groups.append({"params": actor.encoder.parameters(), "lr": o.actor_cnn_lr})
     critic_groups = [
         {"params": critic.head.parameters(), "lr": o.critic_lr},
         {"params": critic.encoder.parameters(), "lr": o.critic_cnn_lr},
     ]
-    # fused kernels skip a step on found_inf without a host sync (see TD3Agent._step)
-    actor_opt = torch.optim.Adam(actor_groups, fused=True)
-    critic_opt = torch.optim.Adam(critic_groups, fused=True)
-
-    thresholds = {k: Thresholds(v.warning, v.critical) for k, v in cfg.monitor.thresholds.items()}
-    monitor = GradientMonitor(thresholds, cfg.monitor.max_consecutive_nonfinite, device)
+    actor_opt = build_optimizer(o.name, actor_groups, o.momentum)
+    critic_opt = build_optimizer(o.name, critic_groups, o.momentum)
+    m = cfg.monitor
+    thresholds = {k: Thresholds(v.warning, v.critical) for k, v in m.thresholds.items()}
+    saturation = Thresholds(m.saturation.warning, m.saturation.critical)
+    monitor = GradientMonitor(thresholds, m.max_consecutive_nonfinite, device, saturation)
+    c = cfg.clip
+    actor_clip = AutoClip(c.auto_percentile, c.auto_history, device) if c.auto_percentile is not None else c.max_norm
     a = cfg.agent
     params = TD3Params(
         gamma=a.gamma, tau=a.tau, policy_delay=a.policy_delay, target_noise=a.target_noise,
         noise_clip=a.noise_clip, exploration_noise=a.exploration_noise, start_steps=a.start_steps,
-        actor_max_norm=cfg.clip.max_norm, critic_max_norm=cfg.clip.critic_max_norm,
+        preactivation_penalty=a.preactivation_penalty, critic_max_norm=c.critic_max_norm,
     )
     return TD3Agent(actor, critic, actor_opt, critic_opt, monitor, params, action_dim, device,
-                    seed=cfg.seed, channels_last=True)
+                    seed=cfg.seed, channels_last=True, actor_clip=actor_clip)
+
+
+def build_optimizer(name: str, groups: list[dict[str, Any]], momentum: float) -> torch.optim.Optimizer:
+    """Fused kernels skip a step on found_inf without a host sync (see TD3Agent._step)."""
+    if name == "sgd":
+        return torch.optim.SGD(groups, momentum=momentum, fused=True)
+    return torch.optim.Adam(groups, fused=True)
 
 
 def build_replay(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, device: torch.device) -> FrameReplay:

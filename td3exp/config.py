@@ -41,12 +41,16 @@ class AgentConfig:
     start_steps: int = 10_000
     train_freq: int = 1
     hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+    actor_head: str = "tanh"
+    preactivation_penalty: float = 0.0
 
 
 @dataclass
 class EncoderConfig:
     layout: str = "separate"
     features_dim: int = 512
+    pixel_scale: str = "unit"
+    trunk_norm: bool = False
 
 
 @dataclass
@@ -55,12 +59,16 @@ class OptimConfig:
     actor_cnn_lr: float = 1e-4
     critic_lr: float = 1e-4
     critic_cnn_lr: float = 1e-4
+    name: str = "adam"
+    momentum: float = 0.9
 
 
 @dataclass
 class ClipConfig:
     max_norm: float | None = None
     critic_max_norm: float | None = None
+    auto_percentile: float | None = None
+    auto_history: int = 1000
 
 
 @dataclass
@@ -106,6 +114,7 @@ class MonitorConfig:
     thresholds: dict[str, AlertThreshold] = field(
         default_factory=lambda: {m: AlertThreshold() for m in MODULES}
     )
+    saturation: AlertThreshold = field(default_factory=lambda: AlertThreshold(warning=0.5, critical=0.95))
     max_consecutive_nonfinite: int = 10
 
 
@@ -138,6 +147,9 @@ def register_configs() -> None:
 
 
 ENVS = ("car_racing",)
+ACTOR_HEADS = ("tanh", "unbounded")
+PIXEL_SCALES = ("unit", "raw")
+OPTIMIZERS = ("adam", "sgd")
 LAYOUTS = ("separate", "shared_detached")
 NORMALIZE = ("none", "clip", "running")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -177,14 +189,27 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"agent.start_steps must be >= 0 (got {a.start_steps})")
     if not a.hidden_dims or min(a.hidden_dims) <= 0:
         raise ConfigError(f"agent.hidden_dims must be a non-empty list of positive sizes (got {list(a.hidden_dims)})")
+    _one_of(a.actor_head, "agent.actor_head", ACTOR_HEADS)
+    if a.preactivation_penalty < 0:
+        raise ConfigError(f"agent.preactivation_penalty must be >= 0 (got {a.preactivation_penalty}); 0 turns it off")
     _one_of(cfg.encoder.layout, "encoder.layout", LAYOUTS)
     _positive(cfg.encoder.features_dim, "encoder.features_dim")
+    _one_of(cfg.encoder.pixel_scale, "encoder.pixel_scale", PIXEL_SCALES)
+    _one_of(cfg.optim.name, "optim.name", OPTIMIZERS)
+    if not 0 <= cfg.optim.momentum < 1:
+        raise ConfigError(f"optim.momentum must be in [0, 1) (got {cfg.optim.momentum})")
     for key in ("actor_lr", "actor_cnn_lr", "critic_lr", "critic_cnn_lr"):
         _positive(getattr(cfg.optim, key), f"optim.{key}", "learning rates must be positive")
     for key in ("max_norm", "critic_max_norm"):
         value = getattr(cfg.clip, key)
         if value is not None:
             _positive(value, f"clip.{key}", f"use clip.{key}=null (or clip=none) to disable clipping")
+    if cfg.clip.auto_percentile is not None:
+        if cfg.clip.max_norm is not None:
+            raise ConfigError("clip.max_norm and clip.auto_percentile are both set: pick one (clip=auto or clip=norm10)")
+        if not 0 < cfg.clip.auto_percentile <= 100:
+            raise ConfigError(f"clip.auto_percentile must be in (0, 100] (got {cfg.clip.auto_percentile})")
+    _positive(cfg.clip.auto_history, "clip.auto_history")
     _validate_reward(cfg.reward)
     _positive(cfg.logger.log_every, "logger.log_every")
     _one_of(cfg.logger.wandb.mode, "logger.wandb.mode", WANDB_MODES)
@@ -223,4 +248,7 @@ def _validate_monitor(m: MonitorConfig) -> None:
             raise ConfigError(
                 f"monitor.thresholds.{module} needs 0 < warning <= critical (got {t.warning}, {t.critical})"
             )
+    s = m.saturation
+    if not 0 < s.warning <= s.critical <= 1:
+        raise ConfigError(f"monitor.saturation needs 0 < warning <= critical <= 1 (got {s.warning}, {s.critical})")
     _positive(m.max_consecutive_nonfinite, "monitor.max_consecutive_nonfinite")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 
 class NonFiniteError(RuntimeError):
@@ -22,37 +21,16 @@ class Thresholds:
     critical: float
 
 
-def grad_norm(module: nn.Module) -> torch.Tensor:
-    """L2 norm over all gradients of a module (0 when it has none)."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return torch.zeros((), device=next(module.parameters()).device)
-    return torch.nn.utils.get_total_norm(grads, norm_type=2.0)
-
-
-def clip_modules(
-    modules: dict[str, nn.Module], max_norm: float | None
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
-    """Measure each module's gradient norm, then clip all of them together to ``max_norm``.
-
-    Returns (pre-clip norms, post-clip norms, total pre-clip norm). Post-clip norms are derived from the
-    shared clip coefficient instead of being measured again.
-    """
-    pre = {name: grad_norm(m) for name, m in modules.items()}
-    total = torch.linalg.vector_norm(torch.stack(list(pre.values())))
-    if max_norm is None:
-        return pre, pre, total
-    params = [p for m in modules.values() for p in m.parameters() if p.grad is not None]
-    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
-    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    return pre, {name: norm * coef for name, norm in pre.items()}, total
-
-
 class GradientMonitor:
     """Counts threshold crossings of pre-clip gradient norms and non-finite updates."""
 
-    def __init__(self, thresholds: dict[str, Thresholds], max_consecutive_nonfinite: int, device: torch.device):
+    def __init__(
+        self, thresholds: dict[str, Thresholds], max_consecutive_nonfinite: int, device: torch.device,
+        saturation: Thresholds | None = None,
+    ):
         self.thresholds = thresholds
+        self.saturation = saturation or Thresholds(0.5, 0.95)
+        self.saturation_counts = torch.zeros(2, dtype=torch.long, device=device)  # warning, critical
         self.max_consecutive_nonfinite = max_consecutive_nonfinite
         names = list(thresholds)
         self._index = {name: i for i, name in enumerate(names)}
@@ -65,6 +43,7 @@ class GradientMonitor:
         self.worst_consecutive = torch.zeros((), dtype=torch.long, device=device)
         self.peak = torch.zeros(len(names), device=device)
         self._reported = (0, 0)
+        self._saturated_reported = 0
 
     def observe_norms(self, norms: dict[str, torch.Tensor]) -> None:
         """Count warning/critical crossings of the given (pre-clip) norms."""
@@ -76,6 +55,12 @@ class GradientMonitor:
         self.critical_counts[idx] += critical.long()
         self.warning_counts[idx] += warning.long()
         self.peak[idx] = torch.maximum(self.peak[idx], finite)
+
+    def observe_saturation(self, share: torch.Tensor) -> None:
+        """Count updates whose actor saturation is above the warning / critical share (a dead actor)."""
+        critical = share > self.saturation.critical
+        self.saturation_counts[0] += ((share > self.saturation.warning) & ~critical).long()
+        self.saturation_counts[1] += critical.long()
 
     def observe_finite(self, finite: torch.Tensor) -> None:
         """Record whether this update was finite (all its losses and gradients)."""
@@ -89,12 +74,21 @@ class GradientMonitor:
             "alerts/warning": self.warning_counts.sum(),
             "alerts/critical": self.critical_counts.sum(),
             "alerts/nonfinite": self.nonfinite.clone(),
+            "alerts/saturation_warning": self.saturation_counts[0].clone(),
+            "alerts/saturation_critical": self.saturation_counts[1].clone(),
         }
 
     def report(self, step: int) -> list[str]:
         """Read counters back (one sync), return messages for new alerts; raise after too many non-finite updates."""
         warning, critical = int(self.warning_counts.sum()), int(self.critical_counts.sum())
+        saturated = int(self.saturation_counts[1])
         messages = []
+        if saturated > self._saturated_reported:
+            messages.append(
+                f"step {step}: actor saturated (> {self.saturation.critical:.0%} of outputs) in {saturated} updates: "
+                "a dead policy; check encoder.pixel_scale, encoder.trunk_norm or agent.preactivation_penalty"
+            )
+        self._saturated_reported = saturated
         if critical > self._reported[1]:
             worst = {n: float(self.peak[i]) for n, i in self._index.items() if self.critical_counts[i] > 0}
             detail = ", ".join(f"grad/{n} peak {v:.3g} > {self.thresholds[n].critical:.3g}" for n, v in worst.items())

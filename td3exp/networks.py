@@ -33,10 +33,19 @@ def to_device(module: nn.Module, device: torch.device, channels_last: bool) -> N
 
 
 class NatureCNN(nn.Module):
-    """Mnih et al. (2015) encoder: uint8 frames -> features. Pixels are scaled to [0, 1] inside."""
+    """Mnih et al. (2015) encoder: uint8 frames -> features.
 
-    def __init__(self, in_channels: int, image_size: int, features_dim: int = 512) -> None:
+    ``pixel_scale``: "unit" divides pixels by 255; "raw" feeds 0..255 floats (with Kaiming init, feature norms in the
+    thousands: the condition that saturates a tanh actor). ``trunk_norm`` ends in LayerNorm + tanh instead of ReLU,
+    bounding the features as DrQ-v2's trunk does.
+    """
+
+    def __init__(
+        self, in_channels: int, image_size: int, features_dim: int = 512, pixel_scale: str = "unit",
+        trunk_norm: bool = False,
+    ) -> None:
         super().__init__()
+        self.scale = 1.0 / 255.0 if pixel_scale == "unit" else 1.0
         self.convs = nn.Sequential(
             nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
             nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
@@ -45,24 +54,31 @@ class NatureCNN(nn.Module):
         )
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, in_channels, image_size, image_size)).shape[1]
-        self.linear = nn.Sequential(nn.Linear(flat, features_dim), nn.ReLU())
+        trunk: list[nn.Module] = [nn.LayerNorm(features_dim), nn.Tanh()] if trunk_norm else [nn.ReLU()]
+        self.linear = nn.Sequential(nn.Linear(flat, features_dim), *trunk)
         self.features_dim = features_dim
         self.apply(kaiming_init)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.convs(obs.float() / 255.0))
+        return self.linear(self.convs(obs.float() * self.scale))
 
 
 class ActorHead(nn.Module):
-    """Features -> action in [-1, 1] through tanh."""
+    """Features -> action. ``bounded``: tanh into [-1, 1]; unbounded: the raw output, which the actor loss then sees
+    as is (the agent clips it only when it goes to the env and the replay)."""
 
-    def __init__(self, features_dim: int, action_dim: int, hidden_dims: list[int]) -> None:
+    def __init__(self, features_dim: int, action_dim: int, hidden_dims: list[int], bounded: bool = True) -> None:
         super().__init__()
         self.net = mlp(features_dim, hidden_dims, action_dim)
         self.net.apply(kaiming_init)
+        self.bounded = bounded
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(features))
+        return self.act_and_preactivation(features)[0]
+
+    def act_and_preactivation(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        preactivation = self.net(features)
+        return (torch.tanh(preactivation) if self.bounded else preactivation), preactivation
 
 
 class TwinQHead(nn.Module):

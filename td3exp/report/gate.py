@@ -32,6 +32,9 @@ class GateConfig:
     critic_loss_mean_max: Optional[float] = 200.0
     forbid_nonfinite: bool = True
     episode_length_after_step: Optional[int] = 10_000
+    warmup_fraction: float = 0.25
+    saturation_max: Optional[float] = None
+    actor_cnn_update_ratio_band: Optional[list[float]] = None
 
 
 @dataclass
@@ -72,6 +75,12 @@ EXPLAIN = {
     "critic_loss_mean": "The critic's TD error is large on average: rewards too large for the learning rate, or "
     "targets moving too fast.",
     "nonfinite": "A metric became NaN/Inf: training diverged numerically.",
+    "actor_saturation": "The actor's outputs sit in tanh's flat tails, so its gradients vanish and the policy is "
+    "dead (one corner action); typical cause: unnormalized (raw 0..255) pixels or unbounded features; try "
+    "encoder.pixel_scale=unit, encoder.trunk_norm=true or agent.preactivation_penalty.",
+    "actor_cnn_update_ratio": "The actor CNN's parameter steps are outside a healthy size relative to its weights: "
+    "too small means it is not learning (learning rate too low, or vanished gradients), too large means runaway "
+    "weights (an unbounded objective).",
     "episode_length_improving": "Episodes after the threshold step are not longer than before it: the policy is not "
     "learning to stay on the road.",
 }
@@ -94,7 +103,8 @@ def _unknown(name: str, tag: str) -> Criterion:
 
 def evaluate(run: Run, gate: GateConfig) -> Verdict:
     result = Verdict(run)
-    checks = [_actor_cnn_grad, _actor_loss_growth, _critical_alerts, _q_abs, _critic_loss, _nonfinite, _episode_length]
+    checks = [_actor_cnn_grad, _actor_loss_growth, _critical_alerts, _q_abs, _critic_loss, _nonfinite, _episode_length,
+              _saturation, _update_ratio]
     for check in checks:
         criterion = check(run, gate)
         if criterion is not None:
@@ -196,3 +206,33 @@ def _episode_length(run: Run, g: GateConfig) -> Criterion | None:
     improving = float(np.mean(later)) > float(np.mean(before))
     value = f"{np.mean(before):.1f} -> {np.mean(later):.1f}"
     return Criterion(name, "PASS" if improving else "FAIL", value, threshold)
+
+
+def _after_warmup(run: Run, tag: str, fraction: float) -> np.ndarray | None:
+    values = run.values(tag)
+    return None if values is None else values[int(len(values) * fraction):]
+
+
+def _saturation(run: Run, g: GateConfig) -> Criterion | None:
+    if g.saturation_max is None:
+        return None
+    values = _after_warmup(run, "actor/saturation", g.warmup_fraction)
+    if values is None or len(values) == 0:
+        return _unknown("actor_saturation", "actor/saturation")
+    median = float(np.median(values))
+    failed = median > g.saturation_max
+    return Criterion("actor_saturation", "FAIL" if failed else "PASS", f"{median:.3g}",
+                     f"median after warm-up <= {g.saturation_max:g}", nogo=failed)
+
+
+def _update_ratio(run: Run, g: GateConfig) -> Criterion | None:
+    if g.actor_cnn_update_ratio_band is None:
+        return None
+    low, high = g.actor_cnn_update_ratio_band
+    values = _after_warmup(run, "update_ratio/actor_cnn", g.warmup_fraction)
+    if values is None or len(values) == 0:
+        return _unknown("actor_cnn_update_ratio", "update_ratio/actor_cnn")
+    median = float(np.median(values))
+    inside = low <= median <= high
+    return Criterion("actor_cnn_update_ratio", "PASS" if inside else "FAIL", f"{median:.3g}",
+                     f"median after warm-up in [{low:g}, {high:g}]")
