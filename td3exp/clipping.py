@@ -47,7 +47,8 @@ def clip_modules(
     if max_norm is None:
         return pre, pre, total
     limit = max_norm.threshold(total) if isinstance(max_norm, AutoClip) else max_norm
-    params = [p for m in modules.values() for p in m.parameters() if p.grad is not None]
-    torch.nn.utils.clip_grads_with_norm_(params, limit, total)
+    # the coefficient of torch.nn.utils.clip_grads_with_norm_, kept as a tensor so AutoClip's limit can stay one
     coef = torch.clamp(limit / (total + 1e-6), max=1.0)
+    grads = [p.grad for m in modules.values() for p in m.parameters() if p.grad is not None]
+    torch._foreach_mul_(grads, coef)
     return pre, {name: norm * coef for name, norm in pre.items()}, total

@@ -206,7 +206,7 @@ def validate(cfg: Config) -> None:
             _positive(value, f"clip.{key}", f"use clip.{key}=null (or clip=none) to disable clipping")
     if cfg.clip.auto_percentile is not None:
         if cfg.clip.max_norm is not None:
-            raise ConfigError("clip.max_norm and clip.auto_percentile are both set: pick one (clip=auto or clip=norm10)")
+            raise ConfigError("clip.max_norm and clip.auto_percentile are both set: use clip=auto or clip=norm10")
         if not 0 < cfg.clip.auto_percentile <= 100:
             raise ConfigError(f"clip.auto_percentile must be in (0, 100] (got {cfg.clip.auto_percentile})")
     _positive(cfg.clip.auto_history, "clip.auto_history")

@@ -27,7 +27,9 @@ class UpdateRatio:
     """||theta_after - theta_before|| / ||theta_before|| per module for one optimizer step."""
 
     def __init__(self, modules: dict[str, nn.Module]) -> None:
-        self.params = {name: [p for p in m.parameters() if p.requires_grad] for name, m in modules.items()}
+        self.params: dict[str, list[torch.Tensor]] = {
+            name: [p for p in m.parameters() if p.requires_grad] for name, m in modules.items()
+        }
         self.before = {name: [torch.empty_like(p) for p in ps] for name, ps in self.params.items()}
 
     @torch.no_grad()

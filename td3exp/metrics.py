@@ -26,7 +26,7 @@ CONTRACT: dict[str, str] = {
     "actor/preact_abs": "mean absolute pre-tanh (raw) actor output",
     "features/actor_norm": "mean L2 norm of the actor's CNN features",
     "features/critic_norm": "mean L2 norm of the critic's CNN features",
-    **{f"update_ratio/{m}": f"step size of the {m.replace('_', ' ')} parameters relative to their norm" for m in MODULES},
+    **{f"update_ratio/{m}": f"step of the {m.replace('_', ' ')} parameters relative to their norm" for m in MODULES},
     "episode/return": "training episode return of the weighted reward, before normalization",
     "episode/native_return": "training episode return of the simulator's own reward",
     "episode/length": "training episode length in agent steps",

@@ -71,6 +71,8 @@ BAD_VALUES = {
          "reward.weights.efficiency=0"], "reward.weights"),
     "total below start": (["total_steps=100", "agent.start_steps=200"], "total_steps"),
     "batch above buffer": (["agent.batch_size=512", "agent.buffer_size=256"], "agent.batch_size"),
+    "two clip modes": (["clip=auto", "clip.max_norm=10"], "clip.auto_percentile"),
+    "unknown actor head": (["agent.actor_head=linear"], "agent.actor_head"),
 }
 
 

@@ -189,3 +189,27 @@ def test_report_on_a_real_tiny_training_run(tiny_run: Path, tmp_path: Path) -> N
     report = (tmp_path / "out" / "report.md").read_text()
     assert "actor_cnn_grad_mean" in report and "UNKNOWN" not in report
     assert all((tmp_path / "out" / f"{p}.png").is_file() for p in ("grad_norms", "losses_q", "alerts", "episodes"))
+
+
+def test_planted_saturated_actor_fails_strict_and_passes_seed(tmp_path: Path) -> None:
+    history = healthy_history(5000)
+    updates = [s for s, _ in history["grad/actor_cnn"]]
+    # a dead tanh actor: tiny gradients, every output in tanh's tails, a healthy critic
+    history["grad/actor_cnn"] = [(s, 1e-4) for s in updates]
+    history["actor/saturation"] = [(s, min(1.0, 0.86 + i / 10)) for i, s in enumerate(updates)]
+    history["update_ratio/actor_cnn"] = [(s, 3e-4) for s in updates]
+    run_dir = write_run(tmp_path / "dead", history, 5000)
+    assert verdict_of(run_dir, "seed").verdict == "GO"
+    strict = verdict_of(run_dir, "strict")
+    saturated = next(c for c in strict.criteria if c.name == "actor_saturation")
+    assert strict.verdict == "NO-GO" and saturated.status == "FAIL" and "pixel_scale" in saturated.explanation
+
+
+def test_strict_gate_checks_the_actor_cnn_update_ratio_band(tmp_path: Path) -> None:
+    history = healthy_history(5000)
+    updates = [s for s, _ in history["grad/actor_cnn"]]
+    history["actor/saturation"] = [(s, 0.0) for s in updates]
+    history["update_ratio/actor_cnn"] = [(s, 0.5) for s in updates]  # runaway weights
+    strict = verdict_of(write_run(tmp_path / "runaway", history, 5000), "strict")
+    ratio = next(c for c in strict.criteria if c.name == "actor_cnn_update_ratio")
+    assert ratio.status == "FAIL" and strict.verdict == "HOLD"

@@ -1,0 +1,133 @@
+"""Explosion/saturation conditions change what they name; diagnostics are right on hand-made tensors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from td3exp.clipping import AutoClip, clip_modules
+from td3exp.diagnostics import UpdateRatio, saturation
+from td3exp.networks import NatureCNN
+
+from .test_agent import OBS, make_agent, make_batch
+
+
+def test_saturation_on_hand_made_preactivations() -> None:
+    assert saturation(torch.tensor([0.0, 2.9, 3.1, -4.0]), bounded=True) == 0.5
+    assert saturation(torch.tensor([0.5, 1.5, -2.0, 0.9]), bounded=False) == 0.5
+
+
+def test_update_ratio_on_hand_made_parameters() -> None:
+    layer = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0, 4.0]]))  # norm 5
+    ratio = UpdateRatio({"layer": layer})
+    ratio.snapshot()
+    with torch.no_grad():
+        layer.weight.add_(torch.tensor([[0.3, -0.4]]))  # step of norm 0.5
+    assert ratio.measure()["layer"].item() == pytest.approx(0.1)
+
+
+def grads_of_norm(values: list[float]) -> dict[str, nn.Module]:
+    modules = {}
+    for i, value in enumerate(values):
+        layer = nn.Linear(1, 1, bias=False)
+        layer.weight.grad = torch.tensor([[value]])
+        modules[f"m{i}"] = layer
+    return modules
+
+
+def test_autoclip_clips_at_the_configured_percentile_of_past_norms() -> None:
+    auto = AutoClip(percentile=50, history=100, device=torch.device("cpu"))
+    for norm in (1.0, 2.0, 4.0, 5.0):
+        clip_modules(grads_of_norm([norm]), auto)
+    modules = grads_of_norm([3.0, 4.0])  # total norm 5; history 1, 2, 4, 5, 5 -> median 4
+    pre, post, total = clip_modules(modules, auto)
+    assert total.item() == pytest.approx(5.0)
+    clipped = torch.linalg.vector_norm(torch.stack([m.weight.grad.norm() for m in modules.values()]))
+    assert clipped.item() == pytest.approx(4.0, rel=1e-4)
+    assert torch.linalg.vector_norm(torch.stack(list(post.values()))).item() == pytest.approx(4.0, rel=1e-4)
+
+
+def test_autoclip_history_is_a_window() -> None:
+    auto = AutoClip(percentile=100, history=2, device=torch.device("cpu"))
+    for norm in (100.0, 1.0):
+        auto.threshold(torch.tensor(norm))
+    assert auto.threshold(torch.tensor(2.0)).item() == 2.0  # 100 fell out of the window
+
+
+def first_conv_input(encoder: NatureCNN, obs: torch.Tensor) -> torch.Tensor:
+    seen = []
+    handle = encoder.convs[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    encoder(obs)
+    handle.remove()
+    return seen[0]
+
+
+def test_pixel_scale_raw_feeds_0_to_255() -> None:
+    obs = torch.full((1, *OBS), 255, dtype=torch.uint8)
+    assert first_conv_input(NatureCNN(4, 36, 64, "unit"), obs).max() == 1.0
+    assert first_conv_input(NatureCNN(4, 36, 64, "raw"), obs).max() == 255.0
+
+
+def test_trunk_norm_bounds_the_features() -> None:
+    obs = torch.randint(0, 256, (8, *OBS), dtype=torch.uint8)
+    plain, normed = NatureCNN(4, 36, 64, "raw"), NatureCNN(4, 36, 64, "raw", trunk_norm=True)
+    assert plain(obs).abs().max() > 10  # raw pixels + Kaiming init: large features
+    assert normed(obs).abs().max() <= 1.0 and isinstance(normed.linear[1], nn.LayerNorm)
+
+
+def test_unbounded_head_lets_the_actor_loss_see_out_of_bound_actions() -> None:
+    agent = make_agent("agent.actor_head=unbounded", "agent.policy_delay=1")
+    with torch.no_grad():
+        agent.actor.head.net[-1].bias.fill_(5.0)  # raw actions far beyond [-1, 1]
+    obs = torch.randint(0, 256, OBS, dtype=torch.uint8).numpy()
+    assert (abs(agent.act(obs, step=10, eval_mode=True)) <= 1).all()  # clipped for the env
+    batch = make_batch()
+    x = agent._prep(batch.obs)
+    with torch.no_grad():
+        raw = agent.actor(x)
+        critic_features = agent.critic.encoder(x)  # the actor loss reuses the pre-step critic features
+    assert raw.min() > 1
+    m = agent.update(batch, step=0)
+    with torch.no_grad():  # the Q head as the actor step saw it: after this update's critic step
+        expected = -agent.critic.head.q1_only(critic_features, raw).mean()
+        clamped = -agent.critic.head.q1_only(critic_features, raw.clamp(-1, 1)).mean()
+    assert m["actor/saturation"].item() == 1.0
+    assert m["loss/actor"].item() == pytest.approx(expected.item(), rel=1e-3)
+    assert m["loss/actor"].item() != pytest.approx(clamped.item(), rel=1e-3)
+
+
+def test_tanh_head_reports_saturation_of_large_preactivations() -> None:
+    agent = make_agent("agent.policy_delay=1")
+    with torch.no_grad():
+        agent.actor.head.net[-1].bias.fill_(10.0)
+    m = agent.update(make_batch(), step=0)
+    assert m["actor/saturation"].item() == 1.0 and m["actor/preact_abs"].item() > 3
+    assert m["alerts/saturation_critical"].item() == 1
+    assert "actor saturated" in agent.monitor.report(step=1)[0]
+
+
+def test_preactivation_penalty_enters_the_actor_gradient() -> None:
+    torch.manual_seed(0)
+    plain = make_agent("agent.policy_delay=1", "clip=none")
+    torch.manual_seed(0)
+    penalized = make_agent("agent.policy_delay=1", "clip=none", "agent.preactivation_penalty=10")
+    batch = make_batch()
+    torch.manual_seed(1)  # same target-smoothing noise for both updates
+    a = plain.update(batch, step=0)
+    torch.manual_seed(1)
+    b = penalized.update(batch, step=0)
+    assert a["loss/actor"].item() == pytest.approx(b["loss/actor"].item())  # same Q term
+    assert b["grad/actor"].item() > a["grad/actor"].item()
+
+
+def test_sgd_option_and_update_ratios() -> None:
+    agent = make_agent("optim.name=sgd", "agent.policy_delay=1")
+    assert isinstance(agent.actor_optimizer, torch.optim.SGD)
+    assert agent.actor_optimizer.param_groups[0]["momentum"] == 0.9
+    adam = make_agent("agent.policy_delay=1")
+    m = adam.update(make_batch(), step=0)
+    for module in ("actor", "actor_cnn", "critic", "critic_cnn"):
+        assert 0 < m[f"update_ratio/{module}"].item() < 0.05  # Adam's first step is ~lr per weight
