@@ -3,7 +3,8 @@
 Builds the default agent and replay through the real factories (batch 256, 4x84x84 uint8 frames, separate
 NatureCNNs), fills the replay with random frames and times, in interleaved rounds:
   full       - agent.update(replay.sample()) as training runs it (per-module norms, clipping, alerts, guard)
-  unmonitored - the same update with norm measurement, clipping and alert counting patched out
+  unmonitored - the same update with every measurement patched out (norms, clipping, alerts, update ratios,
+                saturation, feature norms)
   sample     - replay.sample() alone
 Run:  .venv/bin/python benchmarks/update_speed.py [--device cpu|cuda] [--updates 10] [--rounds 3]
 """
@@ -34,15 +35,26 @@ def sync(device: torch.device) -> None:
 
 @contextmanager
 def monitoring_off(agent: Any):
-    """Patch out norm measurement, clipping and alert counting (the update math stays)."""
+    """Patch out every measurement (norms, clipping, alerts, update ratios, saturation, feature norms); the update
+    math stays."""
     zero = torch.zeros((), device=agent.device)
-    original_clip, original_observe = agent_module.clip_modules, agent.monitor.observe_norms
-    agent_module.clip_modules = lambda modules, max_norm: ({k: zero for k in modules},) * 2 + (zero,)
-    agent.monitor.observe_norms = lambda norms: None
+    patches = [
+        (agent_module, "clip_modules", lambda modules, max_norm: ({k: zero for k in modules},) * 2 + (zero,)),
+        (agent_module, "saturation", lambda preactivation, bounded: zero),
+        (agent_module, "mean_feature_norm", lambda features: zero),
+        (agent.monitor, "observe_norms", lambda norms: None),
+        (agent.monitor, "observe_saturation", lambda share: None),
+    ]
+    for ratio in (agent.actor_ratio, agent.critic_ratio):
+        patches += [(ratio, "snapshot", lambda: None), (ratio, "measure", lambda r=ratio: dict.fromkeys(r.params, zero))]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, replacement in patches:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
-        agent_module.clip_modules, agent.monitor.observe_norms = original_clip, original_observe
+        for owner, name, original in originals:
+            setattr(owner, name, original)
 
 
 def main() -> None:

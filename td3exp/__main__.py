@@ -15,6 +15,7 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from td3exp import build
@@ -62,11 +63,14 @@ def main(dict_cfg: DictConfig) -> float:
     run_name = hydra_cfg.job.override_dirname or "defaults"
     config = OmegaConf.to_container(dict_cfg, resolve=True)
     logger = build.build_logger(cfg, run_dir, config, run_name)  # type: ignore[arg-type]
-    trainer = Trainer(env, eval_env, agent, replay, logger, build.build_schedule(cfg), cfg.seed)
+    trainer = Trainer(env, eval_env, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
+                      show_progress=cfg.logger.progress_bar)
     try:
         result = trainer.run()
         logger.summary({"eval/final_return": result})
     except NonFiniteError as error:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            raise  # the launcher records this job as failed; the other jobs go on
         fail(f"stopped: {error}. Logs are in {run_dir}", 3)
     finally:
         logger.close()

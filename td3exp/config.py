@@ -100,6 +100,7 @@ class WandbConfig:
 @dataclass
 class LoggerConfig:
     log_every: int = 250
+    progress_bar: bool = True
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
