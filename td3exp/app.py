@@ -1,0 +1,89 @@
+"""Training entrypoint behind ``python -m td3exp [group=option ...] [key=value ...]``.
+
+Validates the config, wires env, agent, replay, logger and trainer, and returns the final evaluation return (the
+objective that sweeps optimize).  Exit codes: 0 done, 2 config error, 3 stopped on non-finite values.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from td3exp import build
+from td3exp.checkpoint import save_atomic
+from td3exp.config import Config, ConfigError, register_configs, validate
+from td3exp.monitor import NonFiniteError
+from td3exp.trainer import Trainer
+
+register_configs()
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by cuBLAS for determinism
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def fail(message: str, code: int) -> None:
+    print(f"td3exp: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(dict_cfg: DictConfig) -> float:
+    cfg: Config = OmegaConf.to_object(dict_cfg)  # type: ignore[assignment]
+    try:
+        validate(cfg)
+    except ConfigError as error:
+        fail(f"config error: {error}", 2)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    seed_everything(cfg.seed, cfg.deterministic)
+    device = build.resolve_device(cfg.device)
+
+    env, eval_env = build.build_env(cfg), build.build_env(cfg, evaluation=True)
+    obs_shape, action_shape = env.observation_space.shape, env.action_space.shape
+    assert obs_shape is not None and action_shape is not None
+    action_dim = action_shape[0]
+    agent = build.build_agent(cfg, obs_shape, action_dim, device)
+    replay = build.build_replay(cfg, obs_shape, action_dim, device)
+    run_name = hydra_cfg.job.override_dirname or "defaults"
+    config = OmegaConf.to_container(dict_cfg, resolve=True)
+    logger = build.build_logger(cfg, run_dir, config, run_name)  # type: ignore[arg-type]
+    trainer = Trainer(env, eval_env, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
+                      show_progress=cfg.logger.progress_bar)
+    try:
+        result = trainer.run()
+        logger.summary({"eval/final_return": result})
+    except NonFiniteError as error:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            raise  # the launcher records this job as failed; the other jobs go on
+        fail(f"stopped: {error}. Logs are in {run_dir}", 3)
+    finally:
+        logger.close()
+        env.close()
+        eval_env.close()
+    if cfg.save_model:
+        save_atomic(agent.state_dict(), run_dir / "model.pt")
+    print(
+        f"td3exp: final eval/return {result:.2f} after {cfg.total_steps} steps and {trainer.num_updates} updates "
+        f"in {trainer.wall_time:.0f} s ({cfg.total_steps / trainer.wall_time:.1f} steps/s); run directory {run_dir}"
+    )
+    return result
+
