@@ -129,7 +129,7 @@ def test_command_compares_runs_writes_report_and_exits_1_on_no_go(tmp_path: Path
     assert "clip=norm1" in result.stdout and "GO" in result.stdout and "NO-GO" in result.stdout
     report = (tmp_path / "out" / "report.md").read_text()
     assert "critical_alerts" in report and "**NO-GO**" in report
-    for png in ("grad_norms", "losses_q", "alerts", "episodes"):
+    for png in ("grad_norms", "losses_q", "alerts", "diagnostics", "episodes"):
         assert (tmp_path / "out" / f"{png}.png").stat().st_size > 10_000
 
 

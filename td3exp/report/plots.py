@@ -25,15 +25,32 @@ def _short(label: str, limit: int = 90) -> str:
     return label if len(label) <= limit else label[: limit - 3] + "..."
 
 
-def _panel(ax, runs: list[Run], tag: str, scale: str = "linear", style: str = "-", legend: bool = True) -> None:
-    for i, run in enumerate(runs):
+def _colors(runs: list[Run]) -> dict[str, tuple]:
+    """One color per condition: seeds of a condition share it."""
+    labels = list(dict.fromkeys(run.label for run in runs))
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+
+
+def _panel(
+    ax, runs: list[Run], tag: str, scale: str = "linear", style: str = "-", legend: bool = True,
+    linthresh: float = 1.0,
+) -> None:
+    colors, labelled = _colors(runs), set()
+    for run in runs:
         series = run.scalars.get(tag)
         if series is None or len(series.values) == 0:
             continue
         steps, values = _thin(series.steps, series.values)
-        ax.plot(steps, values, style, color=f"C{i % 10}", lw=1, label=_short(run.label) if legend else "_nolegend_")
+        first = legend and run.label not in labelled
+        labelled.add(run.label)
+        ax.plot(steps, values, style, color=colors[run.label], lw=0.8, alpha=0.8,
+                label=_short(run.label) if first else "_nolegend_")
     ax.set_title(tag, fontsize=9)
-    ax.set_yscale(scale)
+    if scale == "symlog":  # keeps exact zeros (a dead actor's update ratio) visible on a log-like axis
+        ax.set_yscale(scale, linthresh=linthresh)
+    else:
+        ax.set_yscale(scale)
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=7)
 
@@ -44,13 +61,11 @@ def _figure(rows: int, cols: int) -> tuple[plt.Figure, np.ndarray]:
 
 
 def _save(fig: plt.Figure, axes: np.ndarray, path: Path) -> Path:
+    fig.tight_layout()
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="lower center", fontsize=7, ncol=1, frameon=False)
-        fig.tight_layout(rect=(0, min(0.5, (0.3 + 0.25 * len(labels)) / fig.get_figheight()), 1, 1))
-    else:
-        fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    if handles:  # one entry per condition, right of the panels
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -65,7 +80,7 @@ def plot_all(runs: list[Run], out: Path) -> list[Path]:
     paths.append(_save(fig, axes, out / "grad_norms.png"))
 
     fig, axes = _figure(1, 3)
-    _panel(axes[0, 0], runs, "loss/actor", "symlog")
+    _panel(axes[0, 0], runs, "loss/actor", "symlog", linthresh=1.0)
     _panel(axes[0, 1], runs, "loss/critic", "log")
     _panel(axes[0, 2], runs, "q/q1")
     _panel(axes[0, 2], runs, "q/q2", style="--", legend=False)
@@ -77,6 +92,12 @@ def plot_all(runs: list[Run], out: Path) -> list[Path]:
     _panel(axes[0, 1], runs, "alerts/critical")
     _panel(axes[0, 2], runs, "alerts/nonfinite")
     paths.append(_save(fig, axes, out / "alerts.png"))
+
+    fig, axes = _figure(1, 3)
+    _panel(axes[0, 0], runs, "actor/saturation")
+    _panel(axes[0, 1], runs, "update_ratio/actor_cnn", "symlog", linthresh=1e-6)
+    _panel(axes[0, 2], runs, "features/actor_norm", "log")
+    paths.append(_save(fig, axes, out / "diagnostics.png"))
 
     fig, axes = _figure(1, 3)
     _panel(axes[0, 0], runs, "episode/return")

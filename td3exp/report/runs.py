@@ -61,8 +61,7 @@ def load_run(run_dir: Path, active_window_s: float = 120.0) -> Run:
         raise ReportInputError(f"{run_dir}: event files hold no scalars (corrupt, or the run wrote nothing yet)")
     last_step = max(int(s.steps[-1]) for s in scalars.values() if len(s.steps))
     total = config.get("total_steps")
-    run = Run(run_dir, " ".join(o for o in overrides if not o.startswith("seed=")) or run_dir.name,
-              config, scalars, last_step, total)
+    run = Run(run_dir, condition_label(overrides) or run_dir.name, config, scalars, last_step, total)
     if total is not None and last_step < total:
         newest = max(p.stat().st_mtime for p in (run_dir / "tb").glob(EVENTS_GLOB))
         if time.time() - newest < active_window_s:
@@ -71,6 +70,14 @@ def load_run(run_dir: Path, active_window_s: float = 120.0) -> Run:
             )
         run.notes.append(f"incomplete: stopped at step {last_step} of {total}")
     return run
+
+
+# overrides that change where or how a run is recorded, not the experimental condition
+NOT_A_CONDITION = ("seed=", "logger.", "device=", "save_model=", "hydra.", "hydra/", "deterministic=")
+
+
+def condition_label(overrides: list[str]) -> str:
+    return " ".join(o for o in overrides if not o.startswith(NOT_A_CONDITION))
 
 
 def _read_config(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
@@ -102,7 +109,4 @@ def _read_scalars(run_dir: Path) -> dict[str, Series]:
 
 def seed_free_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config that defines a condition: without the seed and the run's logging identity."""
-    key = {k: v for k, v in config.items() if k != "seed"}
-    if isinstance(key.get("logger"), dict):
-        key["logger"] = {k: v for k, v in key["logger"].items() if k != "wandb"}
-    return key
+    return {k: v for k, v in config.items() if k not in ("seed", "logger", "device", "save_model", "deterministic")}
