@@ -46,7 +46,8 @@ def monitoring_off(agent: Any):
         (agent.monitor, "observe_saturation", lambda share: None),
     ]
     for ratio in (agent.actor_ratio, agent.critic_ratio):
-        patches += [(ratio, "snapshot", lambda: None), (ratio, "measure", lambda r=ratio: dict.fromkeys(r.params, zero))]
+        patches.append((ratio, "snapshot", lambda: None))
+        patches.append((ratio, "measure", lambda r=ratio: dict.fromkeys(r.params, zero)))
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, replacement in patches:
         setattr(owner, name, replacement)
