@@ -97,11 +97,14 @@ def build_replay(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, devic
     )
 
 
-def build_logger(cfg: Config, run_dir: Path, config: dict[str, Any], default_name: str) -> Logger:
+def build_logger(
+    cfg: Config, run_dir: Path, config: dict[str, Any], default_name: str, job_type: str = "train",
+    default_group: str | None = None,
+) -> Logger:
     w = cfg.logger.wandb
     return Logger(
-        run_dir, config, wandb_mode=cast(WandbMode, w.mode), project=w.project, entity=w.entity, group=w.group,
-        tags=list(w.tags), name=w.name or default_name,
+        run_dir, config, wandb_mode=cast(WandbMode, w.mode), project=w.project, entity=w.entity,
+        group=w.group or default_group, tags=list(w.tags), name=w.name or default_name, job_type=job_type,
     )
 
 
