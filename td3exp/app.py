@@ -10,6 +10,7 @@ import os
 import random
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import hydra
 import numpy as np
@@ -64,14 +65,14 @@ def main(dict_cfg: DictConfig) -> float:
     agent = build.build_agent(cfg, obs_shape, action_dim, device)
     replay = build.build_replay(cfg, obs_shape, action_dim, device)
     run_name = hydra_cfg.job.override_dirname or "defaults"
-    config = OmegaConf.to_container(dict_cfg, resolve=True)
+    config = cast(dict[str, Any], OmegaConf.to_container(dict_cfg, resolve=True))
     if hydra_cfg.mode == RunMode.MULTIRUN:  # each sweep job is its own W&B run, grouped by its sweep
-        config["sweep"] = {"dir": hydra_cfg.sweep.dir, "job": hydra_cfg.job.num,  # type: ignore[index]
+        config["sweep"] = {"dir": hydra_cfg.sweep.dir, "job": hydra_cfg.job.num,
                            "overrides": list(hydra_cfg.overrides.task)}
-        logger = build.build_logger(cfg, run_dir, config, run_name,  # type: ignore[arg-type]
-                                    job_type="sweep", default_group=str(hydra_cfg.sweep.dir))
+        logger = build.build_logger(cfg, run_dir, config, run_name, job_type="sweep",
+                                    default_group=str(hydra_cfg.sweep.dir))
     else:
-        logger = build.build_logger(cfg, run_dir, config, run_name)  # type: ignore[arg-type]
+        logger = build.build_logger(cfg, run_dir, config, run_name)
     trainer = Trainer(env, eval_env, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
                       show_progress=cfg.logger.progress_bar)
     try:
