@@ -23,6 +23,7 @@ from td3exp import build
 from td3exp.checkpoint import save_atomic
 from td3exp.config import Config, ConfigError, register_configs, validate
 from td3exp.monitor import NonFiniteError
+from td3exp.sweep_trial import TrialReporter
 from td3exp.trainer import Trainer
 
 register_configs()
@@ -73,11 +74,16 @@ def main(dict_cfg: DictConfig) -> float:
                                     default_group=str(hydra_cfg.sweep.dir))
     else:
         logger = build.build_logger(cfg, run_dir, config, run_name)
+    reporter = None
+    if cfg.trial.id is not None and cfg.trial.storage and cfg.trial.study_name:
+        reporter = TrialReporter(cfg.trial.storage, cfg.trial.study_name, cfg.trial.id)
     trainer = Trainer(env, eval_env, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
-                      show_progress=cfg.logger.progress_bar)
+                      show_progress=cfg.logger.progress_bar, on_evaluation=reporter.report if reporter else None)
     try:
         result = trainer.run()
         logger.summary({"eval/final_return": result})
+        if reporter is not None:
+            reporter.finish(trainer.summary())
     except NonFiniteError as error:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # the launcher records this job as failed; the other jobs go on

@@ -126,6 +126,15 @@ class EvalConfig:
 
 
 @dataclass
+class TrialConfig:
+    """Set by the Optuna sweeper (hydra/sweeper=optuna), never by hand."""
+
+    storage: str | None = None
+    study_name: str | None = None
+    id: int | None = None
+
+
+@dataclass
 class Config:
     env: EnvConfig = MISSING
     agent: AgentConfig = MISSING
@@ -136,6 +145,7 @@ class Config:
     logger: LoggerConfig = MISSING
     monitor: MonitorConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
     seed: int = 0
     total_steps: int = 100_000
     device: str = "auto"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from td3exp.agent import TD3Agent
@@ -31,13 +33,19 @@ class Trainer:
     def __init__(
         self, env: gym.Env, eval_env: gym.Env, agent: TD3Agent, replay: FrameReplay, logger: Logger,
         schedule: Schedule, seed: int, show_progress: bool = True,
+        on_evaluation: Callable[[int, float], None] | None = None,
     ) -> None:
+        """``on_evaluation(step, eval_return)`` is called after every evaluation (e.g. to report to a sweep trial,
+        which may stop the run by raising)."""
         self.env, self.eval_env, self.agent, self.replay, self.logger = env, eval_env, agent, replay, logger
         self.s, self.seed, self.show_progress = schedule, seed, show_progress
         self.num_updates = 0
         self.last_return = float("nan")
         self.final_eval_return = float("nan")
         self.wall_time = float("nan")
+        self.on_evaluation = on_evaluation
+        self._actor_cnn_grad_sum: torch.Tensor | float = 0.0  # stays on the device until summary()
+        self._actor_updates = 0
 
     def run(self) -> float:
         s = self.s
@@ -52,8 +60,12 @@ class Trainer:
             action = self.agent.act(obs, step - 1)
             # queue the update before stepping the env: on a GPU the two overlap (nothing here waits on the device)
             if step > s.start_steps and step % s.train_freq == 0 and len(self.replay) >= self.replay.batch_size:
-                self.logger.record(step, self.agent.update(self.replay.sample(), step))
+                metrics = self.agent.update(self.replay.sample(), step)
+                self.logger.record(step, metrics)
                 self.num_updates += 1
+                if "loss/actor" in metrics:
+                    self._actor_cnn_grad_sum = self._actor_cnn_grad_sum + metrics["grad/actor_cnn"]
+                    self._actor_updates += 1
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             self.replay.add(next_obs[-1], action, float(reward), terminated)
             episode.add(info)
@@ -107,7 +119,14 @@ class Trainer:
             lengths.append(length)
         mean_return = float(np.mean(returns))
         self.logger.record(step, {"eval/return": mean_return, "eval/length": float(np.mean(lengths))})
+        if self.on_evaluation is not None:
+            self.on_evaluation(step, mean_return)
         return mean_return
+
+    def summary(self) -> dict[str, float]:
+        """Run-level results, the objectives a sweep can optimize."""
+        grad_mean = float(self._actor_cnn_grad_sum) / self._actor_updates if self._actor_updates else float("nan")
+        return {"eval/return": self.final_eval_return, "grad/actor_cnn_mean": grad_mean}
 
 
 class _EpisodeStats:
