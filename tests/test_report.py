@@ -213,3 +213,13 @@ def test_strict_gate_checks_the_actor_cnn_update_ratio_band(tmp_path: Path) -> N
     strict = verdict_of(write_run(tmp_path / "runaway", history, 5000), "strict")
     ratio = next(c for c in strict.criteria if c.name == "actor_cnn_update_ratio")
     assert ratio.status == "FAIL" and strict.verdict == "HOLD"
+
+
+def test_a_repeated_seed_counts_once(tmp_path: Path) -> None:
+    from td3exp.report.aggregate import group_by_config
+
+    for name in ("a", "b"):  # the same condition and seed in two sweeps
+        write_run(tmp_path / name, healthy_history(3000), 3000, ["clip=norm1"], seed=0)
+    write_run(tmp_path / "c", healthy_history(3000, seed=1), 3000, ["clip=norm1"], seed=1)
+    groups = group_by_config([load_run(tmp_path / n) for n in ("a", "b", "c")])
+    assert [len(g) for g in groups.values()] == [2]

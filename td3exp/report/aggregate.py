@@ -23,12 +23,17 @@ class Aggregate:
 
 
 def group_by_config(runs: list[Run]) -> dict[str, list[Run]]:
-    """Runs that differ only in seed share a group, labelled by the first run's seed-free overrides."""
+    """Runs that differ only in seed share a group, labelled by the first run's seed-free overrides. A repeat of a
+    seed already in its group (the same run twice, e.g. a control cell in two sweeps) is counted once."""
     groups: dict[str, list[Run]] = {}
     labels: dict[str, str] = {}
+    seeds: dict[str, set] = {}
     for run in runs:
         key = json.dumps(seed_free_config(run.config), sort_keys=True, default=str)
         labels.setdefault(key, run.label)
+        if run.config.get("seed") in seeds.setdefault(key, set()):
+            continue
+        seeds[key].add(run.config.get("seed"))
         groups.setdefault(labels[key], []).append(run)
     return groups
 
