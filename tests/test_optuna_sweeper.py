@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from .conftest import run_td3exp
+from .conftest import REPO, run_td3exp
 
 # 60 steps, 20 updates, evaluations at steps 30 and 60 (one 20-step episode each): a trial takes seconds
 TRIAL = [
@@ -105,3 +110,30 @@ def test_submitit_local_runs_a_trial(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]
     assert list((tmp_path / "multirun").rglob(".submitit"))
+
+
+POSTGRES_URL = os.environ.get("TD3EXP_POSTGRES_URL")
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs TD3EXP_POSTGRES_URL: `bash tests/postgres_setup.sh` (root) "
+                    "starts Debian's PostgreSQL on loopback and prints it; .ci/run does this")
+def test_two_sweepers_in_separate_processes_share_a_postgresql_study(tmp_path: Path) -> None:
+    study_name = f"test-{uuid.uuid4().hex[:8]}"
+    command = [sys.executable, "-m", "td3exp", "--multirun", "hydra/sweeper=optuna",
+               f"hydra.sweeper.storage={POSTGRES_URL}", f"hydra.sweeper.study_name={study_name}",
+               "hydra.sweeper.n_trials=2", "clip=choice(none,norm1,norm10)", *TRIAL]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SDL_VIDEODRIVER": "dummy"}
+    workers = []
+    for i in range(2):  # two machines' worth of sweepers: separate processes, separate sweep directories
+        (tmp_path / str(i)).mkdir()
+        workers.append(subprocess.Popen(command, cwd=tmp_path / str(i), env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs[0][-2000:] + outputs[1][-2000:]
+    study = optuna.load_study(study_name=study_name, storage=POSTGRES_URL)
+    try:
+        trials = study.get_trials()
+        assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+        assert len({t.number for t in trials}) == 4 and all(t.intermediate_values for t in trials)
+    finally:
+        optuna.delete_study(study_name=study_name, storage=POSTGRES_URL)
