@@ -67,26 +67,31 @@ def main(dict_cfg: DictConfig) -> float:
     replay = build.build_replay(cfg, obs_shape, action_dim, device)
     run_name = hydra_cfg.job.override_dirname or "defaults"
     config = cast(dict[str, Any], OmegaConf.to_container(dict_cfg, resolve=True))
-    if hydra_cfg.mode == RunMode.MULTIRUN:  # each sweep job is its own W&B run, grouped by its sweep
-        config["sweep"] = {"dir": hydra_cfg.sweep.dir, "job": hydra_cfg.job.num,
-                           "overrides": list(hydra_cfg.overrides.task)}
-        logger = build.build_logger(cfg, run_dir, config, run_name, job_type="sweep",
-                                    default_group=str(hydra_cfg.sweep.dir))
-    else:
-        logger = build.build_logger(cfg, run_dir, config, run_name)
     reporter = None
     if cfg.trial.id is not None and cfg.trial.storage and cfg.trial.study_name:
         reporter = TrialReporter(cfg.trial.storage, cfg.trial.study_name, cfg.trial.id)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun:  # each sweep job is its own W&B run, grouped by its study (Optuna) or sweep directory
+        config["sweep"] = {"dir": hydra_cfg.sweep.dir, "job": hydra_cfg.job.num,
+                           "overrides": list(hydra_cfg.overrides.task)}
+        if reporter is not None:
+            config["sweep"]["trial_number"] = reporter.trial.number
+        group = cfg.trial.study_name or str(hydra_cfg.sweep.dir)
+        logger = build.build_logger(cfg, run_dir, config, run_name, job_type="sweep", default_group=group)
+    else:
+        logger = build.build_logger(cfg, run_dir, config, run_name)
     trainer = Trainer(env, eval_env, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
                       show_progress=cfg.logger.progress_bar, on_evaluation=reporter.report if reporter else None)
     try:
         result = trainer.run()
-        logger.summary({"eval/final_return": result})
+        logger.summary({"eval/final_return": result, "trial/state": "COMPLETE"})
         if reporter is not None:
             reporter.finish(trainer.summary())
-    except NonFiniteError as error:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            raise  # the launcher records this job as failed; the other jobs go on
+    except BaseException as error:
+        pruned = reporter is not None and isinstance(error, reporter.pruned)
+        logger.summary({"trial/state": "PRUNED" if pruned else "FAIL", "trial/reason": str(error)})
+        if multirun or not isinstance(error, NonFiniteError):
+            raise  # in a sweep the launcher records the job as failed (or pruned); the other jobs go on
         fail(f"stopped: {error}. Logs are in {run_dir}", 3)
     finally:
         logger.close()

@@ -41,6 +41,7 @@ class TrialReporter:
         import optuna  # only sweep jobs need it
 
         self._optuna = optuna
+        self.pruned = optuna.TrialPruned
         storage_ = open_storage(storage)
         study = optuna.load_study(study_name=study_name, storage=storage_)
         # the pruner the sweeper configured: should_prune() runs here, in the job

@@ -56,8 +56,9 @@ def test_a_planted_bad_trial_is_pruned(tmp_path: Path) -> None:
     # a finished trial whose evaluations were far better than any tiny run can reach
     study.add_trial(create_trial(value=1e6, intermediate_values={30: 1e6, 60: 1e6}, params={"seed": 0},
                                  distributions={"seed": optuna.distributions.IntDistribution(0, 9)}))
+    # the job runs in a joblib worker process: its reports reach the pruner only through the shared storage
     result, study = sweep(tmp_path, "hydra.sweeper.n_trials=1", "seed=range(0,10)", "hydra.sweeper.pruner.name=median",
-                          "hydra.sweeper.pruner.n_startup_trials=1", storage=db)
+                          "hydra.sweeper.pruner.n_startup_trials=1", "hydra/launcher=parallel", storage=db)
     assert result.returncode == 0, result.stderr[-3000:]
     trial = study.get_trials()[-1]
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [30]  # stopped at its first report
