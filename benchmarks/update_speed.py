@@ -69,7 +69,8 @@ def main() -> None:
     device = torch.device(args.device)
 
     register_configs()
-    with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+    conf_dir = str(Path(__file__).resolve().parents[1] / "conf")
+    with initialize_config_dir(conf_dir, version_base="1.3"):
         cfg = OmegaConf.to_object(compose("config", ["agent.buffer_size=10000", "agent.start_steps=0", *args.overrides]))
     obs_shape = (4, 84, 84)
     agent = build.build_agent(cfg, obs_shape, 2, device)  # type: ignore[arg-type]
