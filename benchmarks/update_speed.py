@@ -71,7 +71,8 @@ def main() -> None:
     register_configs()
     conf_dir = str(Path(__file__).resolve().parents[1] / "conf")
     with initialize_config_dir(conf_dir, version_base="1.3"):
-        cfg = OmegaConf.to_object(compose("config", ["agent.buffer_size=10000", "agent.start_steps=0", *args.overrides]))
+        overrides = ["agent.buffer_size=10000", "agent.start_steps=0", *args.overrides]
+        cfg = OmegaConf.to_object(compose("config", overrides))
     obs_shape = (4, 84, 84)
     agent = build.build_agent(cfg, obs_shape, 2, device)  # type: ignore[arg-type]
     replay = build.build_replay(cfg, obs_shape, 2, device)  # type: ignore[arg-type]
