@@ -73,7 +73,7 @@ def load_run(run_dir: Path, active_window_s: float = 120.0) -> Run:
 
 
 # overrides that change where or how a run is recorded, not the experimental condition
-NOT_A_CONDITION = ("seed=", "logger.", "device=", "save_model=", "hydra.", "hydra/", "deterministic=")
+NOT_A_CONDITION = ("seed=", "logger.", "device=", "save_model=", "hydra.", "hydra/", "deterministic=", "trial.")
 
 
 def condition_label(overrides: list[str]) -> str:
@@ -109,4 +109,5 @@ def _read_scalars(run_dir: Path) -> dict[str, Series]:
 
 def seed_free_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config that defines a condition: without the seed and the run's logging identity."""
-    return {k: v for k, v in config.items() if k not in ("seed", "logger", "device", "save_model", "deterministic")}
+    ignored = ("seed", "logger", "device", "save_model", "deterministic", "trial")
+    return {k: v for k, v in config.items() if k not in ignored}
