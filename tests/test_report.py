@@ -223,3 +223,12 @@ def test_a_repeated_seed_counts_once(tmp_path: Path) -> None:
     write_run(tmp_path / "c", healthy_history(3000, seed=1), 3000, ["clip=norm1"], seed=1)
     groups = group_by_config([load_run(tmp_path / n) for n in ("a", "b", "c")])
     assert [len(g) for g in groups.values()] == [2]
+
+
+def test_condition_labels_drop_what_does_not_define_a_condition() -> None:
+    from td3exp.report.runs import condition_label, seed_free_config
+
+    overrides = ["clip=norm1", "seed=3", "logger.wandb.mode=disabled", "device=cuda", "trial.id=7",
+                 "hydra/launcher=parallel", "experiments=clip_ablation"]
+    assert condition_label(overrides) == "clip=norm1 experiments=clip_ablation"
+    assert seed_free_config({"seed": 1, "trial": {"id": 3}, "clip": {"max_norm": 1.0}}) == {"clip": {"max_norm": 1.0}}
