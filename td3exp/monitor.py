@@ -44,11 +44,16 @@ class GradientMonitor:
         self.peak = torch.zeros(len(names), device=device)
         self._reported = (0, 0)
         self._saturated_reported = 0
+        self._index_tensors: dict[tuple[str, ...], torch.Tensor] = {}
 
     def observe_norms(self, norms: dict[str, torch.Tensor]) -> None:
         """Count warning/critical crossings of the given (pre-clip) norms."""
-        idx = [self._index[name] for name in norms if name in self._index]
-        values = torch.stack([norms[name] for name in norms if name in self._index])
+        names = tuple(name for name in norms if name in self._index)
+        idx = self._index_tensors.get(names)
+        if idx is None:  # built once per set of modules: indexing with a Python list would copy it to the GPU
+            idx = torch.tensor([self._index[n] for n in names], device=self._warning.device)
+            self._index_tensors[names] = idx
+        values = torch.stack([norms[name] for name in names])
         finite = torch.nan_to_num(values, nan=0.0, posinf=0.0)
         critical = finite > self._critical[idx]
         warning = (finite > self._warning[idx]) & ~critical
