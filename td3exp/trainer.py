@@ -39,7 +39,6 @@ class Trainer:
         which may stop the run by raising)."""
         self.env, self.eval_env, self.agent, self.replay, self.logger = env, eval_env, agent, replay, logger
         self.s, self.seed, self.show_progress = schedule, seed, show_progress
-        self.num_updates = 0
         self.last_return = float("nan")
         self.final_eval_return = float("nan")
         self.wall_time = float("nan")
@@ -62,7 +61,6 @@ class Trainer:
             if step > s.start_steps and step % s.train_freq == 0 and len(self.replay) >= self.replay.batch_size:
                 metrics = self.agent.update(self.replay.sample(), step)
                 self.logger.record(step, metrics)
-                self.num_updates += 1
                 if "loss/actor" in metrics:
                     self._actor_cnn_grad_sum = self._actor_cnn_grad_sum + metrics["grad/actor_cnn"]
                     self._actor_updates += 1
@@ -122,6 +120,10 @@ class Trainer:
         if self.on_evaluation is not None:
             self.on_evaluation(step, mean_return)
         return mean_return
+
+    @property
+    def num_updates(self) -> int:
+        return self.agent.num_updates
 
     def summary(self) -> dict[str, float]:
         """Run-level results, the objectives a sweep can optimize."""
