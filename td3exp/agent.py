@@ -89,8 +89,18 @@ class TD3Agent:
     ) -> None:
         """``actor_clip``: max norm for actor + actor-CNN gradients, an AutoClip, or None (no clipping)."""
         self.actor, self.critic = actor, critic
-        self.actor_target = copy.deepcopy(actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
+        self.shared_encoder = actor.detach_features
+        if self.shared_encoder:  # one target encoder for both, as online: one forward and one Polyak step, not two
+            target_head = copy.deepcopy(actor.head).requires_grad_(False)
+            self.actor_target = Actor(self.critic_target.encoder, target_head, detach_features=True)
+        else:
+            self.actor_target = copy.deepcopy(actor).requires_grad_(False)
+        # each parameter once: under a shared encoder the actor's encoder parameters are the critic's
+        target_pairs: list[tuple[nn.Module, nn.Module]] = [(self.critic_target, critic)]
+        target_pairs.append((self.actor_target.head, actor.head) if self.shared_encoder else (self.actor_target, actor))
+        self._target_params: list[torch.Tensor] = [p for target, _ in target_pairs for p in target.parameters()]
+        self._online_params: list[torch.Tensor] = [p for _, online in target_pairs for p in online.parameters()]
         self.actor_optimizer, self.critic_optimizer = actor_optimizer, critic_optimizer
         self.monitor, self.p = monitor, params
         self.action_dim, self.device, self.channels_last = action_dim, device, channels_last
@@ -99,7 +109,7 @@ class TD3Agent:
         self.num_updates = 0
         # actor-side modules for clipping/monitoring; under a shared encoder the actor has no CNN of its own
         self.actor_modules: dict[str, nn.Module] = {"actor": actor.head}
-        if not actor.detach_features:
+        if not self.shared_encoder:
             self.actor_modules["actor_cnn"] = actor.encoder
         self.critic_modules: dict[str, nn.Module] = {"critic": critic.head, "critic_cnn": critic.encoder}
         self.actor_ratio, self.critic_ratio = UpdateRatio(self.actor_modules), UpdateRatio(self.critic_modules)
@@ -142,8 +152,10 @@ class TD3Agent:
         with torch.no_grad():
             # target policy smoothing: clipped noise on the target action
             noise = (torch.randn_like(actions) * self.p.target_noise).clamp(-self.p.noise_clip, self.p.noise_clip)
-            next_actions = (self.actor_target(next_obs) + noise).clamp(-1.0, 1.0)
-            next_q = torch.min(*self.critic_target(next_obs, next_actions))
+            next_features = self.critic_target.encoder(next_obs)
+            next_actor_features = next_features if self.shared_encoder else self.actor_target.encoder(next_obs)
+            next_actions = (self.actor_target.head(next_actor_features) + noise).clamp(-1.0, 1.0)
+            next_q = torch.min(*self.critic_target.head(next_features, next_actions))
             # bootstrap through time limits, stop only at true terminations
             target_q = rewards + self.p.gamma * (1.0 - terminated) * next_q
         features = self.critic.encoder(obs)
@@ -172,7 +184,7 @@ class TD3Agent:
         self, obs: torch.Tensor, critic_features: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         # a shared, detached encoder gives the actor the same features the critic just computed
-        features = critic_features if self.actor.detach_features else self.actor.encoder(obs)
+        features = critic_features if self.shared_encoder else self.actor.encoder(obs)
         actions, preactivation = self.actor.head.act_and_preactivation(features)
         # the actor loss differentiates through Q1 to the action only: no gradients for the critic's weights
         self.critic.head.requires_grad_(False)
@@ -217,8 +229,7 @@ class TD3Agent:
     @torch.no_grad()
     def update_targets(self) -> None:
         """Polyak averaging: target <- (1 - tau) * target + tau * online, as one fused lerp."""
-        for target, online in ((self.actor_target, self.actor), (self.critic_target, self.critic)):
-            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), self.p.tau)
+        torch._foreach_lerp_(self._target_params, self._online_params, self.p.tau)
 
     def state_dict(self) -> dict[str, dict]:
         return {

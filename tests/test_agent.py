@@ -52,6 +52,16 @@ def test_shared_detached_layout_trains_the_cnn_through_the_critic_only() -> None
     assert metrics["grad/actor_cnn"].item() == 0.0 and metrics["grad/critic_cnn"].item() > 0
 
 
+def test_shared_detached_targets_share_one_encoder_moved_once_per_target_update() -> None:
+    agent = make_agent("encoder=shared_detached", "agent.policy_delay=1", "agent.tau=0.5")
+    assert agent.actor_target.encoder is agent.critic_target.encoder
+    before = flat(agent.critic_target.encoder)
+    agent.update(make_batch(), step=0)
+    # one Polyak step with tau 0.5 lands halfway; a second (double-counted) step would land at three quarters
+    expected = 0.5 * before + 0.5 * flat(agent.critic.encoder)
+    torch.testing.assert_close(flat(agent.critic_target.encoder), expected)
+
+
 def test_targets_match_at_init_and_differ_after_updates() -> None:
     agent = make_agent("agent.policy_delay=1")
     assert torch.equal(flat(agent.critic), flat(agent.critic_target))
