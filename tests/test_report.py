@@ -142,6 +142,10 @@ def test_seeds_of_one_configuration_are_aggregated(tmp_path: Path) -> None:
     row = next(line for line in report.splitlines() if line.startswith("| `clip=norm1` | final eval/return"))
     assert "| 3 | 51 |" in row  # IQM of 50, 51, 52 with 3 runs
     assert "| `clip=none` | final eval/return | 1 |" in report
+    # the ablation table: one row per configuration, each criterion seed by seed
+    row = next(line for line in report.splitlines() if line.startswith("| `clip=norm1` | 0, 1, 2 |"))
+    cells = row.split(" | ")
+    assert cells[-1] == "GO ; GO ; GO |" and all(len(c.split(" ; ")) == 3 for c in cells[2:])
 
 
 @pytest.mark.parametrize("case", ["empty", "no_events", "missing"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from td3exp.report.aggregate import Aggregate
+from td3exp.report.aggregate import Aggregate, group_by_config
 from td3exp.report.gate import GateConfig, Verdict
+from td3exp.report.runs import Run
 
 
 def console_table(verdicts: list[Verdict]) -> str:
@@ -42,6 +43,7 @@ def markdown(verdicts: list[Verdict], aggregates: list[Aggregate], gate: GateCon
         explained = [c for c in v.criteria if c.explanation]
         if explained:
             out += [""] + [f"- **{c.name}**: {c.explanation}" for c in explained]
+    out += condition_table(verdicts)
     if aggregates:
         out += ["", "## Seed aggregates", "",
                 "Interquartile mean over runs that differ only in seed, with a stratified-bootstrap 95% confidence "
@@ -51,3 +53,31 @@ def markdown(verdicts: list[Verdict], aggregates: list[Aggregate], gate: GateCon
             out.append(f"| `{a.label}` | {a.metric} | {a.n_runs} | {a.iqm:.4g} | [{a.ci_low:.4g}, {a.ci_high:.4g}] |")
     out += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(out) + "\n"
+
+
+def condition_table(verdicts: list[Verdict]) -> list[str]:
+    """One row per configuration, each criterion's value seed by seed (``a ; b ; c``): the ablation table."""
+    by_run = {id(v.run): v for v in verdicts}
+    names: list[str] = []  # criteria in gate order, without those that applied to no run
+    for v in verdicts:
+        names += [c.name for c in v.criteria if c.status != "SKIPPED" and c.name not in names]
+    out = ["", "## Per configuration, seed by seed", "",
+           "Each cell lists the runs' values in seed order (`;` between seeds).", "",
+           "| configuration | seeds | " + " | ".join(names) + " | verdicts |",
+           "|---|---|" + "---|" * len(names) + "---|"]
+    for label, runs in group_by_config([v.run for v in verdicts]).items():
+        group = [by_run[id(r)] for r in sorted(runs, key=_seed_order)]
+        values = [" ; ".join(_value(v, name) for v in group) for name in names]
+        seeds = ", ".join(str(v.run.config.get("seed", "?")) for v in group)
+        verdict = " ; ".join(v.verdict for v in group)
+        out.append(f"| `{label}` | {seeds} | " + " | ".join(values) + f" | {verdict} |")
+    return out
+
+
+def _value(verdict: Verdict, name: str) -> str:
+    return next((c.value for c in verdict.criteria if c.name == name), "-")
+
+
+def _seed_order(run: Run) -> tuple[int, str]:
+    seed = run.config.get("seed")
+    return (seed, "") if isinstance(seed, int) else (0, str(seed))
