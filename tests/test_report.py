@@ -236,3 +236,13 @@ def test_condition_labels_drop_what_does_not_define_a_condition() -> None:
                  "hydra/launcher=parallel", "experiments=clip_ablation"]
     assert condition_label(overrides) == "clip=norm1 experiments=clip_ablation"
     assert seed_free_config({"seed": 1, "trial": {"id": 3}, "clip": {"max_norm": 1.0}}) == {"clip": {"max_norm": 1.0}}
+
+
+def test_a_control_cell_shared_by_two_sweeps_is_one_condition() -> None:
+    from td3exp.report.aggregate import condition_labels
+    from td3exp.report.runs import Run
+
+    config = {"seed": 0, "encoder": {"trunk_norm": False}}
+    grid = Run(Path("grid/3"), "clip=none experiments=grid", config, {}, 3000, 3000)
+    control = Run(Path("fixes/0"), "encoder.trunk_norm=False experiments=fixes", {**config, "seed": 1}, {}, 3000, 3000)
+    assert condition_labels([grid, control]) == ["clip=none experiments=grid"] * 2  # one color, one group

@@ -22,19 +22,22 @@ class Aggregate:
     ci_high: float
 
 
-def group_by_config(runs: list[Run]) -> dict[str, list[Run]]:
-    """Runs that differ only in seed share a group, labelled by the first run's seed-free overrides. A repeat of a
-    seed already in its group (the same run twice, e.g. a control cell in two sweeps) is counted once."""
-    groups: dict[str, list[Run]] = {}
+def condition_labels(runs: list[Run]) -> list[str]:
+    """Each run's condition: the label of the first run with the same seed-free config (a control cell shared by two
+    sweeps is one condition, whatever overrides each sweep wrote)."""
     labels: dict[str, str] = {}
-    seeds: dict[str, set] = {}
-    for run in runs:
-        key = json.dumps(seed_free_config(run.config), sort_keys=True, default=str)
-        labels.setdefault(key, run.label)
-        if run.config.get("seed") in seeds.setdefault(key, set()):
-            continue
-        seeds[key].add(run.config.get("seed"))
-        groups.setdefault(labels[key], []).append(run)
+    return [labels.setdefault(json.dumps(seed_free_config(r.config), sort_keys=True, default=str), r.label)
+            for r in runs]
+
+
+def group_by_config(runs: list[Run]) -> dict[str, list[Run]]:
+    """Runs that differ only in seed share a group. A repeat of a seed already in its group (the same run twice, e.g.
+    a control cell in two sweeps) is counted once."""
+    groups: dict[str, list[Run]] = {}
+    for run, label in zip(runs, condition_labels(runs), strict=True):
+        group = groups.setdefault(label, [])
+        if run.config.get("seed") not in {r.config.get("seed") for r in group}:
+            group.append(run)
     return groups
 
 

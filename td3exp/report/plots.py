@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from td3exp.config import MODULES  # noqa: E402
+from td3exp.report.aggregate import condition_labels  # noqa: E402
 from td3exp.report.runs import Run  # noqa: E402
 
 MAX_POINTS = 2000
@@ -25,27 +26,28 @@ def _short(label: str, limit: int = 90) -> str:
     return label if len(label) <= limit else label[: limit - 3] + "..."
 
 
-def _colors(runs: list[Run]) -> dict[str, tuple]:
+def _colors(labels: list[str]) -> dict[str, tuple]:
     """One color per condition: seeds of a condition share it."""
-    labels = list(dict.fromkeys(run.label for run in runs))
-    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
-    return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    unique = list(dict.fromkeys(labels))
+    cmap = plt.get_cmap("tab10" if len(unique) <= 10 else "tab20")
+    return {label: cmap(i % cmap.N) for i, label in enumerate(unique)}
 
 
 def _panel(
     ax, runs: list[Run], tag: str, scale: str = "linear", style: str = "-", legend: bool = True,
     linthresh: float = 1.0,
 ) -> None:
-    colors, labelled = _colors(runs), set()
-    for run in runs:
+    labels = condition_labels(runs)
+    colors, labelled = _colors(labels), set()
+    for run, label in zip(runs, labels, strict=True):
         series = run.scalars.get(tag)
         if series is None or len(series.values) == 0:
             continue
         steps, values = _thin(series.steps, series.values)
-        first = legend and run.label not in labelled
-        labelled.add(run.label)
-        ax.plot(steps, values, style, color=colors[run.label], lw=0.8, alpha=0.8,
-                label=_short(run.label) if first else "_nolegend_")
+        first = legend and label not in labelled
+        labelled.add(label)
+        ax.plot(steps, values, style, color=colors[label], lw=0.8, alpha=0.8,
+                label=_short(label) if first else "_nolegend_")
     ax.set_title(tag, fontsize=9)
     if scale == "symlog":  # keeps exact zeros (a dead actor's update ratio) visible on a log-like axis
         ax.set_yscale(scale, linthresh=linthresh)
