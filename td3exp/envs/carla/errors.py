@@ -1,0 +1,17 @@
+"""Errors the CARLA env raises to its caller (no ``carla`` import here, so the entrypoint can catch them cheaply)."""
+
+from __future__ import annotations
+
+
+class SimulatorUnavailable(RuntimeError):
+    """No CARLA server answers (at start-up, or after ``env.max_reconnects`` reconnect attempts).
+
+    Its message is one line naming host:port and how to start a server; the entrypoint prints it and exits.
+    """
+
+
+class SimulatorLost(RuntimeError):
+    """The server stopped answering mid-run (a client time-out, or a sensor frame that never came).
+
+    Raised inside the env and handled there by reconnecting; it only escapes as ``SimulatorUnavailable``.
+    """
