@@ -1,6 +1,7 @@
 # make train  - set up .venv (first run only) and train with the default config (ARGS="..." adds overrides)
 # make test   - set up .venv and run the test suite
 # make lint   - ruff + mypy
+# make bench  - update throughput vs Stable-Baselines3 and the bare-math limit, replay memory (ARGS="--quick" etc.)
 PY := .venv/bin/python
 ARGS ?=
 export SDL_VIDEODRIVER ?= dummy
@@ -10,11 +11,12 @@ export WANDB_MODE ?= offline
 
 setup: .venv/.installed
 
-# torch first and explicitly: the pinned CPU wheel; an unpinned resolve would pull a multi-GB CUDA build
+# torch first and explicitly: the pinned CPU wheel; an unpinned resolve would pull a multi-GB CUDA build.
+# bench (stable-baselines3 alone, 2 MB installed, no new dependencies) comes along: the test suite runs the benchmarks.
 .venv/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c requirements.lock -e ".[dev]" --config-settings editable_mode=compat
+	$(PY) -m pip install -q -c requirements.lock -e ".[dev,bench]" --config-settings editable_mode=compat
 	touch $@
 
 train: setup
@@ -28,7 +30,8 @@ lint: setup
 	$(PY) -m mypy
 
 bench: setup
-	$(PY) benchmarks/update_speed.py
+	$(PY) -m benchmarks.update_throughput $(ARGS)
+	$(PY) -m benchmarks.replay_memory $(ARGS)
 
 clean:
 	rm -rf .venv outputs multirun .pytest_cache .mypy_cache .ruff_cache

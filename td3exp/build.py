@@ -9,13 +9,14 @@ from typing import Any, cast
 import gymnasium as gym
 import torch
 
-from td3exp.agent import Actor, Critic, TD3Agent, TD3Params
+from td3exp.agent import TD3Agent
 from td3exp.clipping import AutoClip
 from td3exp.config import Config
 from td3exp.envs import make_car_racing
 from td3exp.loggers import Logger, WandbMode
+from td3exp.measured_step import MeasuredStep
 from td3exp.monitor import GradientMonitor, Thresholds
-from td3exp.networks import ActorHead, NatureCNN, TwinQHead, to_device
+from td3exp.networks import Actor, ActorHead, Critic, NatureCNN, TwinQHead, to_device
 from td3exp.replay import FrameReplay
 from td3exp.rewards import RewardWeights
 from td3exp.trainer import Schedule
@@ -65,26 +66,25 @@ def build_agent(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, device
         {"params": critic.head.parameters(), "lr": o.critic_lr},
         {"params": critic.encoder.parameters(), "lr": o.critic_cnn_lr},
     ]
-    actor_opt = build_optimizer(o.name, actor_groups, o.momentum)
-    critic_opt = build_optimizer(o.name, critic_groups, o.momentum)
     m = cfg.monitor
     thresholds = {k: Thresholds(v.warning, v.critical) for k, v in m.thresholds.items()}
     saturation = Thresholds(m.saturation.warning, m.saturation.critical)
     monitor = GradientMonitor(thresholds, m.max_consecutive_nonfinite, device, saturation)
     c = cfg.clip
     actor_clip = AutoClip(c.auto_percentile, c.auto_history, device) if c.auto_percentile is not None else c.max_norm
-    a = cfg.agent
-    params = TD3Params(
-        gamma=a.gamma, tau=a.tau, policy_delay=a.policy_delay, target_noise=a.target_noise,
-        noise_clip=a.noise_clip, exploration_noise=a.exploration_noise, start_steps=a.start_steps,
-        preactivation_penalty=a.preactivation_penalty, critic_max_norm=c.critic_max_norm,
-    )
-    return TD3Agent(actor, critic, actor_opt, critic_opt, monitor, params, action_dim, device,
-                    seed=cfg.seed, channels_last=True, actor_clip=actor_clip)
+    # actor-side modules; under a shared encoder the actor has no CNN of its own
+    actor_modules: dict[str, torch.nn.Module] = {"actor": actor.head}
+    if not shared:
+        actor_modules["actor_cnn"] = actor.encoder
+    actor_step = MeasuredStep(build_optimizer(o.name, actor_groups, o.momentum), actor_modules, actor_clip, monitor)
+    critic_step = MeasuredStep(build_optimizer(o.name, critic_groups, o.momentum),
+                               {"critic": critic.head, "critic_cnn": critic.encoder}, c.critic_max_norm, monitor)
+    return TD3Agent(actor, critic, actor_step, critic_step, monitor, cfg.agent, action_dim, device, seed=cfg.seed,
+                    channels_last=True, inject_nonfinite_at=cfg.debug.inject_nonfinite_at)
 
 
 def build_optimizer(name: str, groups: list[dict[str, Any]], momentum: float) -> torch.optim.Optimizer:
-    """Fused kernels skip a step on found_inf without a host sync (see TD3Agent._step)."""
+    """Fused kernels skip a step on found_inf without a host sync (see measured_step.skip_step_unless)."""
     if name == "sgd":
         return torch.optim.SGD(groups, momentum=momentum, fused=True)
     return torch.optim.Adam(groups, fused=True)

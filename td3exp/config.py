@@ -1,14 +1,15 @@
 """Config schema (dataclasses) and validation with one-line, fixable error messages.
 
 Values live in ``conf/*.yaml``; these classes only say which keys exist and their types.  Hydra merges every group
-option into the typed node below, so a misspelt key or a wrong type fails at composition time.
+option into the typed node below, so a misspelt key or a wrong type fails at composition time.  Components take these
+dataclasses as they are (e.g. the agent takes ``AgentConfig``): each hyperparameter is declared once, here.  Hydra is
+imported only where the schema is registered, so the agent may import this module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 MODULES = ("actor", "actor_cnn", "critic", "critic_cnn")
@@ -29,6 +30,8 @@ class EnvConfig:
 
 @dataclass
 class AgentConfig:
+    """TD3's hyperparameters; conf/agent/td3.yaml documents each key."""
+
     name: str = MISSING
     batch_size: int = 256
     buffer_size: int = 1_000_000
@@ -43,6 +46,8 @@ class AgentConfig:
     hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
     actor_head: str = "tanh"
     preactivation_penalty: float = 0.0
+    precision: str = "fp32"
+    cuda_graph: bool = False
 
 
 @dataclass
@@ -135,6 +140,17 @@ class TrialConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    every: int = 10_000
+    keep: int = 2
+
+
+@dataclass
+class DebugConfig:
+    inject_nonfinite_at: int | None = None
+
+
+@dataclass
 class Config:
     env: EnvConfig = MISSING
     agent: AgentConfig = MISSING
@@ -146,6 +162,9 @@ class Config:
     monitor: MonitorConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     trial: TrialConfig = field(default_factory=TrialConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    debug: DebugConfig = field(default_factory=DebugConfig)
+    resume: str | None = None
     seed: int = 0
     total_steps: int = 100_000
     device: str = "auto"
@@ -154,12 +173,15 @@ class Config:
 
 
 def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore
+
     ConfigStore.instance().store(name="td3exp_schema", node=Config)
 
 
 ENVS = ("car_racing",)
 ACTOR_HEADS = ("tanh", "unbounded")
 PIXEL_SCALES = ("unit", "raw")
+PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("adam", "sgd")
 LAYOUTS = ("separate", "shared_detached")
 NORMALIZE = ("none", "clip", "running")
@@ -203,6 +225,9 @@ def validate(cfg: Config) -> None:
     _one_of(a.actor_head, "agent.actor_head", ACTOR_HEADS)
     if a.preactivation_penalty < 0:
         raise ConfigError(f"agent.preactivation_penalty must be >= 0 (got {a.preactivation_penalty}); 0 turns it off")
+    _one_of(a.precision, "agent.precision", PRECISIONS)
+    if a.cuda_graph and cfg.device.split(":")[0] not in ("cuda", "auto"):
+        raise ConfigError(f"agent.cuda_graph=true needs a CUDA device (got device={cfg.device}); set device=cuda")
     _one_of(cfg.encoder.layout, "encoder.layout", LAYOUTS)
     _positive(cfg.encoder.features_dim, "encoder.features_dim")
     _one_of(cfg.encoder.pixel_scale, "encoder.pixel_scale", PIXEL_SCALES)
@@ -229,6 +254,12 @@ def validate(cfg: Config) -> None:
     if cfg.eval.episodes < 0:
         raise ConfigError(f"eval.episodes must be >= 0 (got {cfg.eval.episodes})")
     _positive(cfg.total_steps, "total_steps")
+    if cfg.checkpoint.every < 0:
+        raise ConfigError(f"checkpoint.every must be >= 0 (got {cfg.checkpoint.every}); 0 turns them off")
+    _positive(cfg.checkpoint.keep, "checkpoint.keep", "keep at least the newest checkpoint")
+    inject = cfg.debug.inject_nonfinite_at
+    if inject is not None and inject < 1:
+        raise ConfigError(f"debug.inject_nonfinite_at must be an update number >= 1 (got {inject})")
     if cfg.total_steps < a.start_steps:
         raise ConfigError(
             f"total_steps ({cfg.total_steps}) is smaller than agent.start_steps ({a.start_steps}): "

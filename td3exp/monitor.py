@@ -42,7 +42,7 @@ class GradientMonitor:
         self.consecutive_nonfinite = torch.zeros((), dtype=torch.long, device=device)
         self.worst_consecutive = torch.zeros((), dtype=torch.long, device=device)
         self.peak = torch.zeros(len(names), device=device)
-        self._reported = (0, 0)
+        self._reported: tuple[int, int] = (0, 0)
         self._saturated_reported = 0
         self._index_tensors: dict[tuple[str, ...], torch.Tensor] = {}
 
@@ -53,16 +53,17 @@ class GradientMonitor:
         if idx is None:  # built once per set of modules: indexing with a Python list would copy it to the GPU
             idx = torch.tensor([self._index[n] for n in names], device=self._warning.device)
             self._index_tensors[names] = idx
-        values = torch.stack([norms[name] for name in names])
-        finite = torch.nan_to_num(values, nan=0.0, posinf=0.0)
-        critical = finite > self._critical[idx]
-        warning = (finite > self._warning[idx]) & ~critical
+        # an overflowed (inf or NaN) norm is the worst explosion there is: it counts as critical, never as 0
+        values = torch.nan_to_num(torch.stack([norms[name] for name in names]), nan=float("inf"))
+        critical = values > self._critical[idx]
+        warning = (values > self._warning[idx]) & ~critical
         self.critical_counts[idx] += critical.long()
         self.warning_counts[idx] += warning.long()
-        self.peak[idx] = torch.maximum(self.peak[idx], finite)
+        self.peak[idx] = torch.maximum(self.peak[idx], values)
 
     def observe_saturation(self, share: torch.Tensor) -> None:
-        """Count updates whose actor saturation is above the warning / critical share (a dead actor)."""
+        """Count updates whose actor saturation (of its most saturated action dimension: one pinned dimension is a
+        dead policy already) is above the warning / critical share."""
         critical = share > self.saturation.critical
         self.saturation_counts[0] += ((share > self.saturation.warning) & ~critical).long()
         self.saturation_counts[1] += critical.long()
@@ -82,6 +83,18 @@ class GradientMonitor:
             "alerts/saturation_warning": self.saturation_counts[0].clone(),
             "alerts/saturation_critical": self.saturation_counts[1].clone(),
         }
+
+    _STATE = ("warning_counts", "critical_counts", "nonfinite", "consecutive_nonfinite", "worst_consecutive", "peak",
+              "saturation_counts")
+
+    def state_dict(self) -> dict:
+        return {**{k: getattr(self, k).clone() for k in self._STATE},
+                "reported": self._reported, "saturated_reported": self._saturated_reported}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in self._STATE:
+            getattr(self, k).copy_(state[k])
+        self._reported, self._saturated_reported = tuple(state["reported"]), state["saturated_reported"]
 
     def report(self, step: int) -> list[str]:
         """Read counters back (one sync), return messages for new alerts; raise after too many non-finite updates."""

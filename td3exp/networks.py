@@ -1,4 +1,4 @@
-"""NatureCNN encoder, deterministic actor head and twin-Q critic head."""
+"""NatureCNN encoder, deterministic actor head, twin-Q critic head, and the Actor / Critic that pair them."""
 
 from __future__ import annotations
 
@@ -59,8 +59,15 @@ class NatureCNN(nn.Module):
         self.features_dim = features_dim
         self.apply(kaiming_init)
 
+    def preprocess(self, obs: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 frames -> scaled floats; ``out`` lets the agent reuse one buffer per batch instead of allocating
+        ~29 MB per forward (glibc maps and unmaps blocks that large every update)."""
+        return torch.mul(obs, self.scale, out=out) if out is not None else obs.float() * self.scale
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.convs(obs.float() * self.scale))
+        """``obs``: uint8 frames, or floats already ``preprocess``-ed."""
+        x = self.preprocess(obs) if obs.dtype == torch.uint8 else obs
+        return self.linear(self.convs(x))
 
 
 class ActorHead(nn.Module):
@@ -96,3 +103,29 @@ class TwinQHead(nn.Module):
 
     def q1_only(self, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.q1(torch.cat([features, action], dim=1))
+
+
+class Actor(nn.Module):
+    """Encoder + actor head. With ``detach_features`` the actor loss never reaches the encoder (DrQ-v2)."""
+
+    def __init__(self, encoder: NatureCNN, head: ActorHead, detach_features: bool) -> None:
+        super().__init__()
+        self.encoder, self.head, self.detach_features = encoder, head, detach_features
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode(obs))
+
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(obs)
+        return features.detach() if self.detach_features else features
+
+
+class Critic(nn.Module):
+    """Encoder feeding both Q heads."""
+
+    def __init__(self, encoder: NatureCNN, head: TwinQHead) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.encoder(obs), action)

@@ -7,10 +7,18 @@ first frame, which reproduces gymnasium's ``FrameStackObservation(padding_type="
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
-from td3exp.agent import ReplayBatch
+
+class ReplayBatch(NamedTuple):
+    obs: torch.Tensor  # uint8 (B, C, H, W)
+    actions: torch.Tensor  # float (B, A) in [-1, 1]
+    rewards: torch.Tensor  # float (B, 1)
+    next_obs: torch.Tensor  # uint8 (B, C, H, W)
+    terminated: torch.Tensor  # float (B, 1): 1 only at true terminations, never at time limits
 
 
 class FrameReplay:

@@ -7,7 +7,8 @@ import torch
 from omegaconf import OmegaConf
 
 from td3exp import build
-from td3exp.agent import ReplayBatch, TD3Agent
+from td3exp.agent import TD3Agent
+from td3exp.replay import ReplayBatch
 from td3exp.monitor import NonFiniteError
 
 from .conftest import compose_config
@@ -142,7 +143,6 @@ def test_run_stops_after_too_many_nonfinite_updates_in_a_row() -> None:
 
 def test_act_is_uniform_before_start_steps_and_bounded_after() -> None:
     agent = make_agent("agent.start_steps=5")
-    agent.p = agent.p.__class__(**{**agent.p.__dict__, "start_steps": 5})
     obs = torch.randint(0, 256, OBS, dtype=torch.uint8).numpy()
     random_actions = [agent.act(obs, step=0) for _ in range(50)]
     assert len({tuple(a) for a in random_actions}) == 50

@@ -1,0 +1,106 @@
+"""Faults the update must survive and report: skipped steps, overflowed norms, planted NaNs, pinned actions; bf16."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from td3exp.clipping import clip_modules
+from td3exp.diagnostics import saturation_per_dimension
+
+from .test_agent import flat, make_agent, make_batch
+
+
+@pytest.mark.parametrize("optim", ["adam", "sgd"])
+def test_a_skipped_first_step_then_a_clean_step_equals_one_clean_step(optim: str) -> None:
+    """A non-finite first critic update leaves parameters and optimizer state as if it never happened."""
+    agents = []
+    for _ in range(2):
+        torch.manual_seed(3)  # identical initial weights
+        agents.append(make_agent(f"optim.name={optim}", "agent.policy_delay=2"))
+    skipped, clean = agents
+    bad = make_batch()
+    bad.rewards[0, 0] = float("nan")
+    skipped.update(bad, step=0)  # update 1: critic step only, skipped
+    assert torch.isfinite(flat(skipped.critic)).all()
+    torch.manual_seed(1)
+    skipped.update(make_batch(seed=1), step=1)
+    torch.manual_seed(1)
+    clean.update(make_batch(seed=1), step=0)
+    # the SGD bug this guards: an uninitialised momentum buffer moved parameters by ~1e35
+    torch.testing.assert_close(flat(skipped.critic), flat(clean.critic), rtol=0, atol=0)
+    mine, theirs = skipped.critic_optimizer.state, clean.critic_optimizer.state
+    assert len(mine) == len(theirs) > 0
+    for a, b in zip(mine.values(), theirs.values(), strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_an_infinite_gradient_norm_counts_as_critical_and_is_logged_as_it_is() -> None:
+    agent = make_agent("agent.policy_delay=1", "clip.critic_max_norm=10")
+    batch = make_batch()
+    batch.rewards[0, 0] = 3e38  # squared error overflows float32: the gradient norm is inf
+    m = agent.update(batch, step=0)
+    assert not torch.isfinite(m["grad/critic"]) or not torch.isfinite(m["grad/critic_cnn"])
+    assert m["alerts/critical"].item() >= 1 and m["alerts/nonfinite"].item() == 1
+    for k in ("critic", "critic_cnn"):
+        assert not torch.isnan(m[f"grad_clipped/{k}"]), "post-clip norm must not be inf * 0 = NaN"
+
+
+def test_clip_of_an_infinite_total_reports_the_pre_clip_norms() -> None:
+    layer = torch.nn.Linear(1, 1, bias=False)
+    layer.weight.grad = torch.tensor([[float("inf")]])
+    pre, post, total = clip_modules({"m": layer}, 1.0)
+    assert torch.isinf(total) and torch.isinf(post["m"])
+
+
+def test_debug_inject_nonfinite_at_skips_that_update_and_counts_it() -> None:
+    agent = make_agent("agent.policy_delay=1", "debug.inject_nonfinite_at=2")
+    agent.update(make_batch(), step=0)
+    before = flat(agent.critic)
+    m = agent.update(make_batch(seed=1), step=1)
+    assert m["alerts/nonfinite"].item() == 1 and torch.equal(before, flat(agent.critic))
+    m = agent.update(make_batch(seed=2), step=2)
+    assert m["alerts/nonfinite"].item() == 1 and not torch.equal(before, flat(agent.critic))
+
+
+def test_saturation_max_sees_one_pinned_action_dimension() -> None:
+    pre = torch.tensor([[5.0, 0.1], [-4.0, 0.2], [6.0, -0.3], [3.5, 0.0]])  # steering pinned, throttle free
+    per_dimension = saturation_per_dimension(pre, bounded=True)
+    assert per_dimension.tolist() == [1.0, 0.0]
+    assert per_dimension.mean().item() == 0.5 and per_dimension.max().item() == 1.0
+
+
+def test_bf16_update_is_finite_and_close_to_fp32() -> None:
+    torch.manual_seed(0)
+    fp32 = make_agent("agent.policy_delay=1", "agent.precision=fp32")
+    torch.manual_seed(0)
+    bf16 = make_agent("agent.policy_delay=1", "agent.precision=bf16")
+    torch.manual_seed(0)
+    a = fp32.update(make_batch(), step=0)
+    torch.manual_seed(0)
+    b = bf16.update(make_batch(), step=0)
+    assert all(torch.isfinite(v).all() for v in b.values())
+    for key in ("loss/critic", "q/q1", "loss/actor"):
+        assert b[key].dtype == torch.float32  # losses and metrics stay fp32
+        assert b[key].item() == pytest.approx(a[key].item(), rel=0.05, abs=0.05)
+    assert all(p.dtype == torch.float32 for p in bf16.critic.parameters())  # weights stay fp32
+
+
+def test_training_state_round_trip_continues_identically() -> None:
+    agent = make_agent("agent.policy_delay=1", "clip=auto", "seed=1")
+    for i in range(3):
+        agent.update(make_batch(seed=i), step=i)
+    state = copy.deepcopy(agent.training_state())
+    rng_state = torch.get_rng_state()
+    reference = agent.update(make_batch(seed=9), step=3)
+    restored = make_agent("agent.policy_delay=1", "clip=auto", "seed=2")  # a different seed: all state comes back
+    restored.load_training_state(state)
+    torch.set_rng_state(rng_state)
+    again = restored.update(make_batch(seed=9), step=3)
+    for key, value in reference.items():
+        assert torch.equal(value, again[key]), key
+    assert torch.equal(flat(agent.critic), flat(restored.critic))
