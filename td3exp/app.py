@@ -22,11 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 from td3exp import build
 from td3exp.checkpoint import save_atomic
 from td3exp.config import Config, ConfigError, register_configs, validate
+from td3exp.dashboard.names import condition_name, register_resolvers, run_name
 from td3exp.monitor import NonFiniteError
 from td3exp.sweep_trial import TrialReporter
 from td3exp.trainer import Trainer
 
 register_configs()
+register_resolvers()
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -50,11 +52,14 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(dict_cfg: DictConfig) -> float:
     cfg: Config = OmegaConf.to_object(dict_cfg)  # type: ignore[assignment]
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         validate(cfg)
     except ConfigError as error:
+        if multirun:
+            raise  # the launcher records this job as failed and the sweep goes on; sys.exit would end the sweep
         fail(f"config error: {error}", 2)
-    hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     seed_everything(cfg.seed, cfg.deterministic)
     device = build.resolve_device(cfg.device)
@@ -65,33 +70,40 @@ def main(dict_cfg: DictConfig) -> float:
     action_dim = action_shape[0]
     agent = build.build_agent(cfg, obs_shape, action_dim, device)
     replay = build.build_replay(cfg, obs_shape, action_dim, device)
-    run_name = hydra_cfg.job.override_dirname or "defaults"
+    overrides = list(hydra_cfg.overrides.task)
+    name = run_name(overrides)
     config = cast(dict[str, Any], OmegaConf.to_container(dict_cfg, resolve=True))
+    config["condition"] = condition_name(overrides)  # dashboards group runs by it
     reporter = None
-    if cfg.trial.id is not None and cfg.trial.storage and cfg.trial.study_name:
-        reporter = TrialReporter(cfg.trial.storage, cfg.trial.study_name, cfg.trial.id)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if cfg.trial.study_name is not None and cfg.trial.number is not None:
+        reporter = TrialReporter.from_environment(cfg.trial.study_name, cfg.trial.number,
+                                                  cfg.monitor.saturation.critical)
     if multirun:  # each sweep job is its own W&B run, grouped by its study (Optuna) or sweep directory
         config["sweep"] = {"dir": hydra_cfg.sweep.dir, "job": hydra_cfg.job.num,
-                           "overrides": list(hydra_cfg.overrides.task)}
+                           "overrides": overrides}
         if reporter is not None:
             config["sweep"]["trial_number"] = reporter.trial.number
         group = cfg.trial.study_name or str(hydra_cfg.sweep.dir)
-        logger = build.build_logger(cfg, run_dir, config, run_name, job_type="sweep", default_group=group)
+        logger = build.build_logger(cfg, run_dir, config, name, job_type="sweep", default_group=group)
     else:
-        logger = build.build_logger(cfg, run_dir, config, run_name)
+        logger = build.build_logger(cfg, run_dir, config, name)
     trainer = Trainer(env, eval_env, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
-                      show_progress=cfg.logger.progress_bar, on_evaluation=reporter.report if reporter else None)
+                      show_progress=cfg.logger.progress_bar, on_evaluation=reporter.report if reporter else None,
+                      on_log=reporter.check if reporter else None)
     try:
         result = trainer.run()
         logger.summary({"eval/final_return": result, "trial/state": "COMPLETE"})
         if reporter is not None:
             reporter.finish(trainer.summary())
     except BaseException as error:
-        pruned = reporter is not None and isinstance(error, reporter.pruned)
-        logger.summary({"trial/state": "PRUNED" if pruned else "FAIL", "trial/reason": str(error)})
+        outcome = reporter.outcome(error) if reporter is not None else error  # a stability pruner prunes a NaN stop
+        pruned = reporter is not None and isinstance(outcome, reporter.pruned)
+        logger.summary({"trial/state": "PRUNED" if pruned else "FAIL", "trial/reason": str(outcome)})
         if multirun or not isinstance(error, NonFiniteError):
-            raise  # in a sweep the launcher records the job as failed (or pruned); the other jobs go on
+            # in a sweep the launcher records the job as failed (or pruned); the other jobs go on
+            if outcome is error:
+                raise
+            raise outcome from error
         fail(f"stopped: {error}. Logs are in {run_dir}", 3)
     finally:
         logger.close()

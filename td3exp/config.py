@@ -132,11 +132,11 @@ class EvalConfig:
 
 @dataclass
 class TrialConfig:
-    """Set by the Optuna sweeper (hydra/sweeper=optuna), never by hand."""
+    """Set by the Optuna sweeper (hydra/sweeper=optuna), never by hand.  The study's storage URL reaches the job in
+    the environment (``td3exp.sweep_trial.STORAGE_ENV``), never in the config: it may hold a password."""
 
-    storage: str | None = None
     study_name: str | None = None
-    id: int | None = None
+    number: int | None = None
 
 
 @dataclass

@@ -34,15 +34,17 @@ class Trainer:
         self, env: gym.Env, eval_env: gym.Env, agent: TD3Agent, replay: FrameReplay, logger: Logger,
         schedule: Schedule, seed: int, show_progress: bool = True,
         on_evaluation: Callable[[int, float], None] | None = None,
+        on_log: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
-        """``on_evaluation(step, eval_return)`` is called after every evaluation (e.g. to report to a sweep trial,
-        which may stop the run by raising)."""
+        """``on_evaluation(step, eval_return)`` is called after every evaluation and ``on_log(step, latest)`` after
+        every metric flush with the latest value of each flushed tag (e.g. to report to a sweep trial, which may stop
+        the run by raising)."""
         self.env, self.eval_env, self.agent, self.replay, self.logger = env, eval_env, agent, replay, logger
         self.s, self.seed, self.show_progress = schedule, seed, show_progress
         self.last_return = float("nan")
         self.final_eval_return = float("nan")
         self.wall_time = float("nan")
-        self.on_evaluation = on_evaluation
+        self.on_evaluation, self.on_log = on_evaluation, on_log
         self._actor_cnn_grad_sum: torch.Tensor | float = 0.0  # stays on the device until summary()
         self._actor_updates = 0
 
@@ -83,6 +85,8 @@ class Trainer:
                 latest = self.logger.flush()
                 for message in self.agent.monitor.report(step):
                     tqdm.write(message)
+                if self.on_log is not None:
+                    self.on_log(step, latest)
                 bar.set_postfix(
                     upd_s=f"{(self.num_updates - updates_at_last_log) / max(elapsed, 1e-9):.2f}",
                     ret=f"{self.last_return:.1f}",

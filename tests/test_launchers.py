@@ -17,7 +17,7 @@ def test_launcher_preset_runs_every_job(launcher: str, tmp_path: Path) -> None:
                          "logger.wandb.mode=disabled"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = sorted(p.parent.parent.name for p in (tmp_path / "multirun").rglob("tb/events.out.tfevents.*"))
-    assert jobs == ["0", "1"]
+    assert [job.rsplit(",", 1)[-1] for job in jobs] == ["seed=0", "seed=1"]  # named by condition, not job number
 
 
 def test_each_sweep_job_is_its_own_wandb_run_in_the_sweep_group(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_a_planted_bad_trial_is_pruned(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     trial = study.get_trials()[-1]
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [30]  # stopped at its first report
-    run_dir = next((tmp_path / "multirun").glob("*/*/0"))
+    run_dir = next((tmp_path / "multirun").glob("*/*/*,trial=1"))  # named by its values, seed and trial
     assert not (run_dir / "model.pt").exists()  # the run stopped before the end
 
 

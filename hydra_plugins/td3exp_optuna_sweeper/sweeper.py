@@ -9,6 +9,7 @@ trial in the storage (``td3exp.sweep_trial``), so pruning works wherever the job
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from td3exp.sweep_trial import make_pruner, open_storage
+from td3exp.sweep_trial import STORAGE_ENV, make_pruner, open_storage, redact
 
 from .config import SamplerConf
 from .results import write_results
@@ -129,14 +130,15 @@ class OptunaSweeper(Sweeper):
             pruner=make_pruner(self.pruner_conf), directions=self.directions, load_if_exists=True,
         )
         study.set_user_attr("pruner", self.pruner_conf)
-        log.info("Optuna study %s in %s: %d trials, %d at a time, space %s", self.study_name, url, self.n_trials,
-                 self.n_jobs, {k: repr(v) for k, v in space.items()})
+        os.environ[STORAGE_ENV] = url  # jobs find the storage here: an override would write a password to files
+        log.info("Optuna study %s in %s: %d trials, %d at a time, space %s", self.study_name, redact(url),
+                 self.n_trials, self.n_jobs, {k: repr(v) for k, v in space.items()})
         finished = failed = 0
         while finished < self.n_trials:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - finished))]
-            batch = [fixed + [f"{k}={v}" for k, v in t.params.items()]
-                     + [f"trial.storage='{url}'", f"trial.study_name={self.study_name}", f"trial.id={t._trial_id}"]
-                     for t in trials]
+            # sampled values first: they name the job's directory and W&B run (td3exp.dashboard.names)
+            batch = [[f"{k}={v}" for k, v in t.params.items()] + fixed
+                     + [f"trial.study_name={self.study_name}", f"trial.number={t.number}"] for t in trials]
             self.validate_batch_is_legal(batch)
             returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
             self.job_idx += len(batch)
