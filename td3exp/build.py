@@ -11,7 +11,7 @@ import torch
 
 from td3exp.agent import TD3Agent
 from td3exp.clipping import AutoClip
-from td3exp.config import Config
+from td3exp.config import CarlaEnvConfig, Config
 from td3exp.envs import make_car_racing
 from td3exp.loggers import Logger, WandbMode
 from td3exp.measured_step import MeasuredStep
@@ -28,9 +28,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_env(cfg: Config, evaluation: bool = False) -> gym.Env:
-    """Training env, or the evaluation env (no reward normalization: eval reports the native return)."""
+def build_env(cfg: Config, evaluation: bool = False, env_index: int = 0) -> gym.Env:
+    """Training env, or the evaluation env (no reward normalization: eval reports the native return).
+
+    ``env_index`` numbers parallel envs: under env=carla each index uses its own server (env.port + index *
+    env.port_step); the training and evaluation env of one index share it.
+    """
     w = cfg.reward.weights
+    if cfg.env.name == "carla":
+        from td3exp.envs.carla.factory import make_carla  # imports carla: only when env=carla is chosen
+
+        assert isinstance(cfg.env, CarlaEnvConfig)  # validate() checks that env.name matches the group
+        return make_carla(
+            cfg.env, RewardWeights(w.progress, w.smoothness, w.lane_centering, w.efficiency),
+            target_speed=cfg.reward.target_speed, normalize="none" if evaluation else cfg.reward.normalize,
+            clip_range=cfg.reward.clip_range, gamma=cfg.agent.gamma, seed=cfg.seed, env_index=env_index,
+        )
     return make_car_racing(
         frame_stack=cfg.env.frame_stack,
         image_size=cfg.env.image_size,

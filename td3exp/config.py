@@ -29,6 +29,48 @@ class EnvConfig:
 
 
 @dataclass
+class CarlaCameraConfig:
+    width: int = 160
+    height: int = 120
+    fov: float = 90.0
+    x: float = 1.5
+    z: float = 2.4
+    pitch: float = -15.0
+
+
+@dataclass
+class CarlaServerConfig:
+    command: str | None = None
+    startup_timeout: float = 120.0
+
+
+@dataclass
+class CarlaEnvConfig(EnvConfig):
+    """The CARLA keys (conf/env/carla.yaml documents each): only ``env=carla`` runs have them."""
+
+    host: str = "127.0.0.1"
+    port: int = 2000
+    port_step: int = 3
+    tm_port: int = 8000
+    timeout: float = 10.0
+    town: str = "Town04"
+    fixed_delta_seconds: float = 0.05
+    vehicle: str = "vehicle.tesla.model3"
+    spawn_point: int | None = None
+    spawn_retries: int = 20
+    settle_ticks: int = 10
+    camera: CarlaCameraConfig = field(default_factory=CarlaCameraConfig)
+    max_lateral_offset: float = 2.0
+    max_idle_steps: int = 100
+    terminal_penalty: float = -100.0
+    npc_vehicles: int = 0
+    weather: str | None = None
+    max_reconnects: int = 3
+    reconnect_backoff: float = 2.0
+    server: CarlaServerConfig = field(default_factory=CarlaServerConfig)
+
+
+@dataclass
 class AgentConfig:
     """TD3's hyperparameters; conf/agent/td3.yaml documents each key."""
 
@@ -176,9 +218,17 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="td3exp_schema", node=Config)
+    ConfigStore.instance().store(group="env", name="carla_schema", node=CarlaEnvConfig)  # conf/env/carla.yaml
 
 
-ENVS = ("car_racing",)
+ENVS = ("car_racing", "carla")
+TOWNS = ("Town01", "Town02", "Town03", "Town04", "Town05", "Town06", "Town07")
+WEATHERS = (  # carla.WeatherParameters presets of CARLA 0.9.16
+    "ClearNight", "ClearNoon", "ClearSunset", "CloudyNight", "CloudyNoon", "CloudySunset", "Default", "DustStorm",
+    "HardRainNight", "HardRainNoon", "HardRainSunset", "MidRainSunset", "MidRainyNight", "MidRainyNoon",
+    "SoftRainNight", "SoftRainNoon", "SoftRainSunset", "WetCloudyNight", "WetCloudyNoon", "WetCloudySunset",
+    "WetNight", "WetNoon", "WetSunset",
+)
 ACTOR_HEADS = ("tanh", "unbounded")
 PIXEL_SCALES = ("unit", "raw")
 PRECISIONS = ("fp32", "bf16")
@@ -203,6 +253,7 @@ def validate(cfg: Config) -> None:
     _one_of(cfg.env.name, "env.name", ENVS)
     for key in ("frame_stack", "image_size", "action_repeat", "max_episode_steps"):
         _positive(getattr(cfg.env, key), f"env.{key}")
+    _validate_carla(cfg.env)
     a = cfg.agent
     for key in ("batch_size", "buffer_size", "policy_delay", "train_freq"):
         _positive(getattr(a, key), f"agent.{key}")
@@ -294,3 +345,44 @@ def _validate_monitor(m: MonitorConfig) -> None:
     if not 0 < s.warning <= s.critical <= 1:
         raise ConfigError(f"monitor.saturation needs 0 < warning <= critical <= 1 (got {s.warning}, {s.critical})")
     _positive(m.max_consecutive_nonfinite, "monitor.max_consecutive_nonfinite")
+
+
+def _validate_carla(env: EnvConfig) -> None:
+    if (env.name == "carla") != isinstance(env, CarlaEnvConfig):
+        raise ConfigError(f"env.name={env.name} does not match the env group: pick the simulator with env=carla or "
+                          "env=car_racing, not with env.name")
+    if not isinstance(env, CarlaEnvConfig):
+        return
+    for key in ("port", "tm_port"):
+        if not 1 <= getattr(env, key) <= 65533:
+            raise ConfigError(f"env.{key} must be a TCP port in 1..65533 (got {getattr(env, key)})")
+    if env.port <= env.tm_port <= env.port + 2:
+        raise ConfigError(f"env.tm_port ({env.tm_port}) collides with the server's ports {env.port}..{env.port + 2}")
+    if env.port_step < 3:
+        raise ConfigError(f"env.port_step must be >= 3 (got {env.port_step}): each server uses ports N..N+2")
+    for key in ("timeout", "fixed_delta_seconds", "max_lateral_offset", "spawn_retries", "settle_ticks",
+                "max_idle_steps"):
+        _positive(getattr(env, key), f"env.{key}")
+    if env.fixed_delta_seconds > 0.1:
+        raise ConfigError(f"env.fixed_delta_seconds must be <= 0.1 (got {env.fixed_delta_seconds}): CARLA's physics "
+                          "substeps cover at most 0.1 s; raise env.action_repeat instead")
+    _one_of(env.town, "env.town", TOWNS)
+    if env.weather is not None:
+        _one_of(env.weather, "env.weather", WEATHERS)
+    if not env.vehicle.startswith("vehicle."):
+        raise ConfigError(f"env.vehicle must be a vehicle blueprint, e.g. vehicle.tesla.model3 (got {env.vehicle!r})")
+    if env.spawn_point is not None and env.spawn_point < 0:
+        raise ConfigError(f"env.spawn_point must be >= 0 or null for a seeded-random one (got {env.spawn_point})")
+    if env.terminal_penalty > 0:
+        raise ConfigError(f"env.terminal_penalty must be <= 0 (got {env.terminal_penalty}): it is a penalty")
+    for key in ("npc_vehicles", "max_reconnects", "reconnect_backoff"):
+        if getattr(env, key) < 0:
+            raise ConfigError(f"env.{key} must be >= 0 (got {getattr(env, key)})")
+    _positive(env.camera.width, "env.camera.width")
+    _positive(env.camera.height, "env.camera.height")
+    if not 0 < env.camera.fov < 180:
+        raise ConfigError(f"env.camera.fov must be in (0, 180) degrees (got {env.camera.fov})")
+    _positive(env.server.startup_timeout, "env.server.startup_timeout")
+    if env.server.command is not None and "{port}" not in env.server.command:
+        raise ConfigError("env.server.command must contain {port} where the server's RPC port goes, e.g. "
+                          "-carla-rpc-port={port}")

@@ -1,0 +1,68 @@
+"""``env=carla``: the CARLA config turned into the lane-keeping env, wrapped exactly like the embedded env
+(action repeat, grayscale, resize, frame stack, weighted reward, normalization), so replay, networks, metrics
+and reports see the same observations and ``info``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import carla
+import gymnasium as gym
+from gymnasium.wrappers import (
+    ClipReward,
+    FrameStackObservation,
+    GrayscaleObservation,
+    NormalizeReward,
+    ResizeObservation,
+    TimeLimit,
+)
+
+from td3exp.config import CarlaEnvConfig
+from td3exp.envs.carla.actors import EgoSpec
+from td3exp.envs.carla.env import CarlaLaneKeeping
+from td3exp.envs.carla.server import ServerProcess
+from td3exp.envs.carla.session import CarlaSession, open_session
+from td3exp.envs.wrappers import ActionRepeat, WeightedReward
+from td3exp.rewards import RewardWeights
+
+
+def make_carla(
+    env: CarlaEnvConfig, weights: RewardWeights, target_speed: float, normalize: str, clip_range: float,
+    gamma: float, seed: int, env_index: int = 0, make_client: Callable[[str, int], Any] = carla.Client,
+) -> gym.Env:
+    """The CARLA env number ``env_index``: it uses its own server at ``env.port + env_index * env.port_step``
+    (and Traffic Manager port ``env.tm_port + env_index``); envs built with the same index share one connection.
+
+    ``target_speed`` is in km/h.  ``make_client(host, port)`` is ``carla.Client``; tests pass a test double.
+    Raises SimulatorUnavailable (one line) when no server answers within ``env.timeout`` seconds.
+    """
+    port = env.port + env_index * env.port_step
+
+    def connect() -> CarlaSession:
+        server = None
+        if env.server.command is not None:
+            server = ServerProcess(env.server.command, env.host, port, env.server.startup_timeout)
+        return CarlaSession(
+            env.host, port, env.timeout, env.town, env.fixed_delta_seconds, env.tm_port + env_index,
+            env.npc_vehicles, env.vehicle, env.weather, env.max_reconnects, env.reconnect_backoff, server,
+            make_client, seed + env_index,
+        )
+
+    session = open_session(connect, env.host, port)
+    c = env.camera
+    ego = EgoSpec(env.vehicle, c.width, c.height, c.fov,
+                  carla.Transform(carla.Location(x=c.x, z=c.z), carla.Rotation(pitch=c.pitch)), env.spawn_retries)
+    lane_keeping = CarlaLaneKeeping(session, ego, target_speed, env.max_lateral_offset, env.max_idle_steps,
+                                    env.terminal_penalty, env.settle_ticks, env.spawn_point)
+    wrapped: gym.Env = TimeLimit(lane_keeping, env.max_episode_steps * env.action_repeat)
+    wrapped = ActionRepeat(wrapped, env.action_repeat)
+    wrapped = GrayscaleObservation(wrapped, keep_dim=False)
+    wrapped = ResizeObservation(wrapped, (env.image_size, env.image_size))
+    wrapped = FrameStackObservation(wrapped, env.frame_stack, padding_type="reset")
+    wrapped = WeightedReward(wrapped, weights)
+    if normalize == "running":
+        wrapped = NormalizeReward(wrapped, gamma=gamma)
+    if normalize in ("running", "clip"):
+        wrapped = ClipReward(wrapped, -clip_range, clip_range)
+    return wrapped
