@@ -23,6 +23,7 @@ from td3exp import build
 from td3exp.checkpoint import save_atomic
 from td3exp.config import Config, ConfigError, register_configs, validate
 from td3exp.dashboard.names import condition_name, register_resolvers, run_name
+from td3exp.envs.carla.errors import SimulatorUnavailable
 from td3exp.monitor import NonFiniteError
 from td3exp.sweep_trial import TrialReporter
 from td3exp.trainer import Trainer
@@ -64,7 +65,10 @@ def main(dict_cfg: DictConfig) -> float:
     seed_everything(cfg.seed, cfg.deterministic)
     device = build.resolve_device(cfg.device)
 
-    env, eval_env = build.build_env(cfg), build.build_env(cfg, evaluation=True)
+    try:
+        env, eval_env = build.build_env(cfg), build.build_env(cfg, evaluation=True)
+    except SimulatorUnavailable as error:  # env=carla without a server: one line, no traceback
+        fail(str(error), 2)
     obs_shape, action_shape = env.observation_space.shape, env.action_space.shape
     assert obs_shape is not None and action_shape is not None
     action_dim = action_shape[0]
