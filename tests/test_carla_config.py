@@ -67,3 +67,15 @@ def test_weather_presets_are_the_compiled_modules() -> None:
     presets = {name for name in dir(carla.WeatherParameters)
                if name[0].isupper() and isinstance(getattr(carla.WeatherParameters, name), carla.WeatherParameters)}
     assert set(WEATHERS) == presets
+
+
+def test_the_carla_validation_preset_is_the_original_run_on_carla() -> None:
+    on_carla = OmegaConf.to_container(compose_config(["experiments=carla_seed_5k"]))
+    original = OmegaConf.to_container(compose_config(["experiments=seed_5k_baseline"]))
+    assert on_carla["env"]["name"] == "carla"  # type: ignore[index]
+    assert {k: v for k, v in on_carla.items() if k != "env"} == {  # type: ignore[union-attr]
+        k: v for k, v in original.items() if k != "env"}  # type: ignore[union-attr]
+    recommended = config("experiments=carla_lane_keeping")
+    validate(recommended)
+    assert recommended.clip.max_norm == 10.0 and recommended.reward.normalize == "clip"
+    assert recommended.optim.actor_cnn_lr == recommended.optim.critic_cnn_lr
