@@ -78,6 +78,7 @@ class FakeServer:
         self.clients: list[Client] = []
         self.loaded_maps: list[str] = []
         self.pending_collisions: list[int] = []  # vehicle ids that collide on the next tick
+        self.blocking_calls: list[tuple[str, float]] = []  # (call, its time-out in seconds)
         self._reset_state()
         SERVERS[(host, port)] = self
 
@@ -169,12 +170,17 @@ class Client:
     def set_timeout(self, seconds: float) -> None:
         self._timeout = seconds
 
+    def get_server_version(self) -> str:
+        self._connected()
+        return "0.9.16"
+
     def get_world(self) -> World:
         return World(self._connected())
 
     def load_world_if_different(self, map_name: str, reset_settings: bool = True,
                                 map_layers: carla.MapLayer = carla.MapLayer.All) -> None:
         server = self._connected()
+        server.blocking_calls.append(("load_world_if_different", self._timeout))
         if not server.map_name.endswith(map_name):
             server.actors.clear()  # loading a map destroys every actor
             server.map_name = f"Carla/Maps/{map_name}"
@@ -204,10 +210,12 @@ class World:
 
     def apply_settings(self, settings: carla.WorldSettings, seconds: float = 0.0) -> int:
         self._server.check()
+        self._server.blocking_calls.append(("apply_settings", seconds))
         self._server.settings = _copy_settings(settings)
         return self._server.frame
 
     def tick(self, seconds: float = 0.0) -> int:
+        self._server.blocking_calls.append(("tick", seconds))
         return self._server.tick()
 
     def get_map(self) -> carla.Map:

@@ -16,7 +16,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from omegaconf import OmegaConf
 
-from td3exp.config import CarlaEnvConfig
+from td3exp.config import CarlaEnvConfig, ConfigError
 from td3exp.envs.carla.errors import SimulatorUnavailable
 from td3exp.envs.carla.factory import make_carla
 from td3exp.envs.carla.session import _SESSIONS
@@ -91,6 +91,22 @@ def test_the_ego_is_reused_across_resets_and_the_map_loaded_once(server: double.
         assert sorted(a.id for a in server.live()) == ids  # the same 4 actors: moved, never respawned
     assert server.loaded_maps == ["Town04"] and len(server.clients) == 1
     env.close()
+
+
+def test_every_blocking_call_has_a_finite_time_out(server: double.FakeServer) -> None:
+    env = build(carla_config(server.port))
+    env.reset(seed=0)
+    env.step(THROTTLE)
+    env.close()
+    calls = dict(server.blocking_calls)
+    assert set(calls) == {"load_world_if_different", "apply_settings", "tick"}
+    assert calls["tick"] == calls["apply_settings"] == 0.3  # env.timeout, never 0.0 (= the client's default)
+    assert 0.3 <= calls["load_world_if_different"] < float("inf")  # a map load may take longer than an RPC
+
+
+def test_a_spawn_point_beyond_the_map_is_a_config_error(server: double.FakeServer) -> None:
+    with pytest.raises(ConfigError, match="env.spawn_point=999"):
+        build(carla_config(server.port, "env.spawn_point=999"))
 
 
 def test_leftovers_of_a_crashed_client_are_swept_on_connect(server: double.FakeServer) -> None:

@@ -163,7 +163,7 @@ class CarlaLaneKeeping(gym.Env):
         """The configured spawn point, or a seeded-random one away from NPC traffic."""
         points = self.session.spawn_points
         if self.spawn_point is not None:
-            return points[self.spawn_point % len(points)]
+            return points[self.spawn_point]
         npcs = [npc.get_location() for npc in self.session.npcs]
         order = self.np_random.permutation(len(points))
         for index in order[:self.ego.spawn_retries]:

@@ -18,7 +18,7 @@ from gymnasium.wrappers import (
     TimeLimit,
 )
 
-from td3exp.config import CarlaEnvConfig
+from td3exp.config import CarlaEnvConfig, ConfigError
 from td3exp.envs.carla.actors import EgoSpec
 from td3exp.envs.carla.env import CarlaLaneKeeping
 from td3exp.envs.carla.server import ServerProcess
@@ -50,6 +50,10 @@ def make_carla(
         )
 
     session = open_session(connect, env.host, port)
+    if env.spawn_point is not None and env.spawn_point >= len(session.spawn_points):
+        session.release()
+        raise ConfigError(f"env.spawn_point={env.spawn_point} but {env.town} has {len(session.spawn_points)} spawn "
+                          "points; pick a smaller index or null for a seeded-random one")
     c = env.camera
     ego = EgoSpec(env.vehicle, c.width, c.height, c.fov,
                   carla.Transform(carla.Location(x=c.x, z=c.z), carla.Rotation(pitch=c.pitch)), env.spawn_retries)

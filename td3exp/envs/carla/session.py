@@ -20,6 +20,8 @@ from td3exp.envs.carla.errors import SimulatorLost, SimulatorUnavailable
 from td3exp.envs.carla.server import ServerProcess, ServerStartFailed
 
 MAX_BACKOFF_S = 30.0
+MAP_LOAD_TIMEOUT_S = 120.0  # loading a town takes longer than an RPC; still bounded
+CLIENT_VERSION = "0.9.16"
 DOCKER_HINT = ("start one with `docker run --rm --gpus all --net=host carlasim/carla:0.9.16 /bin/bash ./CarlaUE4.sh "
                "-RenderOffScreen -carla-rpc-port={port}` (README: CARLA) or set env.server.command")
 
@@ -76,11 +78,17 @@ class CarlaSession:
         self.active = None
         client = self.make_client(self.host, self.port)
         client.set_timeout(self.timeout)
+        version = client.get_server_version()
+        if version != CLIENT_VERSION:
+            log.warning("the CARLA server at %s runs %s, the client is %s: expect errors", self.address, version,
+                        CLIENT_VERSION)
         world = client.get_world()
         if self.previous_settings is None:
             self.previous_settings = world.get_settings()
         sweep_leftovers(client, world)
+        client.set_timeout(max(self.timeout, MAP_LOAD_TIMEOUT_S))
         client.load_world_if_different(self.town)  # the map is loaded once per server, never per episode
+        client.set_timeout(self.timeout)
         world = client.get_world()
         settings = world.get_settings()
         settings.synchronous_mode = True
