@@ -1,4 +1,4 @@
-"""The CARLA test double (tests/carla_double.py) matches the compiled carla 0.9.16 module it stands in for.
+"""The CARLA test double (tests/carla_double/) matches the compiled carla 0.9.16 module it stands in for.
 
 Method names, parameter names and defaults are read from the compiled module's docstrings (boost.python writes
 the real signature there), not from the ``.pyi`` stubs, which disagree (e.g. ``World.tick``'s default time-out is

@@ -1,4 +1,4 @@
-"""The CARLA env's control flow against the TEST DOUBLE in tests/carla_double.py (a CARLA server cannot run here).
+"""The CARLA env's control flow against the TEST DOUBLE in tests/carla_double/ (a CARLA server cannot run here).
 
 Only the client, world, actors and sensor data are doubled; maps, transforms, controls and world settings are the
 real ``carla`` module, and the env is built by the real factory with the real wrappers.

@@ -1,5 +1,5 @@
 """A tiny real training run on env=carla: the same agent, replay, trainer and metric names as CarRacing, with the
-CARLA client replaced by the TEST DOUBLE in tests/carla_double.py (a CARLA server cannot run here)."""
+CARLA client replaced by the TEST DOUBLE in tests/carla_double/ (a CARLA server cannot run here)."""
 
 from __future__ import annotations
 
