@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -34,9 +34,9 @@ def frozen(module: nn.Module) -> Iterator[None]:
         module.requires_grad_(True)
 
 
-def polyak_(targets: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
+def polyak_(targets: Sequence[torch.Tensor], online: Sequence[torch.Tensor], tau: float) -> None:
     """target <- (1 - tau) * target + tau * online, as one fused lerp (torch has no public multi-tensor lerp)."""
-    torch._foreach_lerp_(targets, online, tau)
+    torch._foreach_lerp_(list(targets), list(online), tau)
 
 
 class TD3Agent:
