@@ -1,11 +1,11 @@
 """td3exp's update with its measuring taken out, to price monitoring.
 
 The agent has no public switch for monitoring, so this swaps what its update measures through for stand-ins: each
-measured optimizer step (gradient norms, clipping, the non-finite skip, update ratios: ``agent.critic_step`` /
-``agent.actor_step``) for a plain zero_grad/backward/step, and the diagnostics (feature norms, saturation, their
-alerts) for zeros. The TD3 math stays. Agents from before the measured step existed are handled by patching the
-helpers their update called instead. Every stand-in counts its calls: one never called means the agent measures
-elsewhere now, and the cost is reported as not measurable instead of as a wrong number.
+measured optimizer step (``agent.critic_step`` / ``agent.actor_step``: gradient norms, clipping, the non-finite skip,
+update ratios) for a plain zero_grad/backward/step, the diagnostics (feature norms, saturation) for zeros and the
+monitor's counters (alerts, non-finite streaks) for no-ops. The TD3 math stays. Every stand-in counts its calls: one
+never called means the agent measures elsewhere now, and the cost is reported as not measurable instead of as a
+wrong number.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from benchmarks.timing import Step
 from td3exp.agent import TD3Agent
 
-DIAGNOSTICS = ("mean_feature_norm", "saturation", "saturation_per_dimension")  # whichever the agent module imports
+DIAGNOSTICS = ("mean_feature_norm", "saturation_per_dimension")  # helpers the agent module imports
 
 
 class PatchTargetMissing(RuntimeError):
@@ -47,38 +47,28 @@ class MeasuringOff:
 
     def __init__(self, agent: TD3Agent) -> None:
         zero = torch.zeros((), device=agent.device)
+        finite = torch.ones((), dtype=torch.bool, device=agent.device)
         agent_module = sys.modules[type(agent).__module__]
-        targets: list[tuple[str, Any, str, Any]] = [
-            (f"agent.{name}", agent_module, name, lambda *args, **kwargs: zero)
-            for name in DIAGNOSTICS if hasattr(agent_module, name)
+        monitor = agent.monitor
+        targets: list[tuple[str, Any, str, Callable[..., Any]]] = [
+            *((f"agent.{name}", agent_module, name, lambda *args, **kwargs: zero) for name in DIAGNOSTICS),
+            ("monitor.observe_saturation", monitor, "observe_saturation", lambda share: None),
+            ("monitor.observe_finite", monitor, "observe_finite", lambda finite: None),
+            ("monitor.metrics", monitor, "metrics", lambda: {}),
         ]
-        targets.append(("monitor.observe_saturation", agent.monitor, "observe_saturation", lambda share: None))
-        if hasattr(agent, "critic_step"):
-            finite = torch.ones((), dtype=torch.bool, device=agent.device)
-            for side in ("critic_step", "actor_step"):
-                plain = PlainStep(getattr(agent, side).optimizer, finite)
-                targets.append((f"agent.{side}", agent, side, plain))
-                plain.step = self._counted(f"agent.{side}", plain.step)  # type: ignore[method-assign]
-        else:  # the update as it was before td3exp.measured_step
-            targets += [
-                ("agent.clip_modules", agent_module, "clip_modules",
-                 lambda modules, max_norm: ({name: zero for name in modules},) * 2 + (zero,)),
-                ("monitor.observe_norms", agent.monitor, "observe_norms", lambda norms: None),
-            ]
-            for label in ("actor_ratio", "critic_ratio"):
-                ratio = getattr(agent, label, None)
-                names = list(getattr(ratio, "params", {}))
-                targets.append((f"{label}.snapshot", ratio, "snapshot", lambda: None))
-                targets.append((f"{label}.measure", ratio, "measure", lambda names=names: dict.fromkeys(names, zero)))
         missing = [label for label, owner, name, _ in targets if not hasattr(owner, name)]
+        missing += [f"agent.{side}" for side in ("critic_step", "actor_step") if not hasattr(agent, side)]
         if missing:
             raise PatchTargetMissing(f"agent internals changed, not found: {', '.join(missing)}")
         self.calls: Counter[str] = Counter()
-        self.labels = [label for label, *_ in targets]
-        self._patches = [
-            (owner, name, stand_in if isinstance(stand_in, PlainStep) else self._counted(label, stand_in))
-            for label, owner, name, stand_in in targets
+        self.labels = [label for label, *_ in targets] + ["agent.critic_step", "agent.actor_step"]
+        self._patches: list[tuple[Any, str, Any]] = [
+            (owner, name, self._counted(label, stand_in)) for label, owner, name, stand_in in targets
         ]
+        for side in ("critic_step", "actor_step"):
+            plain = PlainStep(getattr(agent, side).optimizer, finite)
+            plain.step = self._counted(f"agent.{side}", plain.step)  # type: ignore[method-assign]
+            self._patches.append((agent, side, plain))
 
     def _counted(self, label: str, stand_in: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:
