@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import TINY, run_td3exp
+from .test_loggers import read_layout
 
 QUICK = [*TINY, "total_steps=60", "eval.episodes=0", "logger.progress_bar=false"]
 
@@ -18,6 +19,8 @@ def test_launcher_preset_runs_every_job(launcher: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = sorted(p.parent.parent.name for p in (tmp_path / "multirun").rglob("tb/events.out.tfevents.*"))
     assert [job.rsplit(",", 1)[-1] for job in jobs] == ["seed=0", "seed=1"]  # named by condition, not job number
+    for job in jobs:  # every run opens TensorBoard's Custom Scalars dashboard with the standard panels
+        assert [c.title for c in read_layout(next((tmp_path / "multirun").glob(f"*/*/{job}"))).category]
 
 
 def test_each_sweep_job_is_its_own_wandb_run_in_the_sweep_group(tmp_path: Path) -> None:

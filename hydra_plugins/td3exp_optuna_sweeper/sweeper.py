@@ -2,83 +2,43 @@
 
 Each batch asks ``n_jobs`` trials, hands them to the configured launcher (which may run them in other processes or
 on other machines), and tells the study how each ended: COMPLETE with its objective values, PRUNED when the job's
-reports made the pruner stop it, FAILED (with the reason) when it raised.  A job reports its evaluations to its own
-trial in the storage (``td3exp.sweep_trial``), so pruning works wherever the job runs.
+reports made the pruner stop it, FAIL (with the reason in the ``failure`` attribute) when its config does not
+compose, it raised, or its worker died.  A job reports to its own trial in the storage (``td3exp.sweep_trial``), so
+pruning works wherever the job runs; the storage URL reaches jobs in the environment, never in a file.  Trials that
+a killed sweeper left RUNNING are failed and re-run by the next sweeper on the study (``liveness``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from omegaconf import DictConfig, OmegaConf, read_write
+from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
 from td3exp.sweep_trial import STORAGE_ENV, make_pruner, open_storage, redact
 
-from .config import SamplerConf
+from .liveness import Heartbeat, recover_left_behind
 from .results import write_results
+from .space import distribution, make_sampler
 
 log = logging.getLogger(__name__)
-
-
-def distribution(override: Override) -> BaseDistribution:
-    """Hydra sweep syntax -> Optuna distribution: choice -> categorical, range -> int/float with step,
-    interval -> int/float, log-scaled with tag(log, ...)."""
-    if override.is_choice_sweep():
-        return CategoricalDistribution(list(override.sweep_iterator()))
-    value = override.value()
-    if isinstance(value, RangeSweep):
-        start, stop, step = value.start, value.stop, value.step
-        values = list(override.sweep_iterator())
-        if all(isinstance(v, int) for v in (start, stop, step)):
-            return IntDistribution(int(values[0]), int(values[-1]), step=int(step))
-        return FloatDistribution(float(values[0]), float(values[-1]), step=float(step))
-    if isinstance(value, IntervalSweep):
-        log_scale = "log" in value.tags
-        if isinstance(value.start, int) and isinstance(value.end, int):
-            return IntDistribution(value.start, value.end, log=log_scale)
-        return FloatDistribution(float(value.start), float(value.end), log=log_scale)
-    raise ValueError(f"{override.input_line}: not a search space; use choice(...), range(...) or interval(...)")
-
-
-class AskTellGridSampler(optuna.samplers.GridSampler):
-    """GridSampler ends a study with study.stop() once the grid is done, which only works inside Study.optimize;
-    under ask/tell the sweeper itself stops after the grid's size of trials."""
-
-    def after_trial(self, study: optuna.Study, trial: Any, state: TrialState, values: Any) -> None:
-        pass
-
-
-def make_sampler(conf: SamplerConf, space: dict[str, BaseDistribution]) -> optuna.samplers.BaseSampler:
-    if conf.name == "tpe":
-        return optuna.samplers.TPESampler(seed=conf.seed)
-    if conf.name == "random":
-        return optuna.samplers.RandomSampler(seed=conf.seed)
-    if conf.name == "nsgaii":
-        return optuna.samplers.NSGAIISampler(seed=conf.seed)
-    if conf.name == "grid":
-        grid = {}
-        for name, dist in space.items():
-            if not isinstance(dist, CategoricalDistribution):
-                raise ValueError(f"sampler grid needs choice(...) params; {name} is {type(dist).__name__}")
-            grid[name] = list(dist.choices)
-        return AskTellGridSampler(grid, seed=conf.seed)
-    raise ValueError(f"hydra.sweeper.sampler.name must be tpe, random, grid or nsgaii (got {conf.name!r})")
+STORAGE_KEY = "hydra.sweeper.storage"
 
 
 class OptunaSweeper(Sweeper):
     def __init__(self, sampler: Any, direction: Any, objectives: Any, storage: str | None, study_name: str,
-                 n_trials: int, n_jobs: int, max_failure_rate: float, params: Any, pruner: Any) -> None:
+                 n_trials: int, n_jobs: int, max_failure_rate: float, heartbeat_s: float, stale_after_s: float,
+                 params: Any, pruner: Any) -> None:
         self.sampler_conf = OmegaConf.to_object(sampler) if isinstance(sampler, DictConfig) else sampler
         # plain dict: stored on the study so jobs on any machine build the same pruner
         self.pruner_conf = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else dict(pruner)
@@ -90,10 +50,12 @@ class OptunaSweeper(Sweeper):
                              f"({self.directions})")
         self.storage_url, self.study_name = storage, study_name
         self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, max(1, n_jobs), max_failure_rate
+        self.heartbeat_s, self.stale_after_s = heartbeat_s, stale_after_s
         self.params = dict(params or {})
         self.job_idx = 0
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        hide_storage_url(config)  # before the launcher copies anything from it
         self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
@@ -125,25 +87,20 @@ class OptunaSweeper(Sweeper):
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         url = self.storage_url or f"sqlite:///{(self.sweep_dir / 'optuna.db').resolve()}"
+        storage = open_storage(url)
         study = optuna.create_study(
-            study_name=self.study_name, storage=open_storage(url), sampler=make_sampler(self.sampler_conf, space),
+            study_name=self.study_name, storage=storage, sampler=make_sampler(self.sampler_conf, space),
             pruner=make_pruner(self.pruner_conf), directions=self.directions, load_if_exists=True,
         )
         study.set_user_attr("pruner", self.pruner_conf)
         os.environ[STORAGE_ENV] = url  # jobs find the storage here: an override would write a password to files
+        recover_left_behind(study, storage, self.stale_after_s)  # re-queued first: the next asks return them
         log.info("Optuna study %s in %s: %d trials, %d at a time, space %s", self.study_name, redact(url),
                  self.n_trials, self.n_jobs, {k: repr(v) for k, v in space.items()})
         finished = failed = 0
         while finished < self.n_trials:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - finished))]
-            # sampled values first: they name the job's directory and W&B run (td3exp.dashboard.names)
-            batch = [[f"{k}={v}" for k, v in t.params.items()] + fixed
-                     + [f"trial.study_name={self.study_name}", f"trial.number={t.number}"] for t in trials]
-            self.validate_batch_is_legal(batch)
-            returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
-            self.job_idx += len(batch)
-            for trial, ret in zip(trials, returns, strict=True):
-                failed += not self._tell(study, trial, ret)
+            failed += self._run_batch(study, trials, fixed)
             finished += len(trials)
             if failed > self.max_failure_rate * self.n_trials:
                 write_results(study, self.sweep_dir)
@@ -152,25 +109,87 @@ class OptunaSweeper(Sweeper):
                                    "attribute")
         write_results(study, self.sweep_dir)
 
-    def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret: Any) -> bool:
-        """Record how a job ended; False when it failed."""
+    def _run_batch(self, study: optuna.Study, trials: list[optuna.trial.Trial], fixed: list[str]) -> int:
+        """Launch one batch and tell each trial how it ended; returns how many failed."""
+        failures, runnable, batch = 0, [], []
+        for trial in trials:
+            # sampled values first: they name the job's directory and W&B run (td3exp.dashboard.names)
+            overrides = ([f"{k}={v}" for k, v in trial.params.items()] + fixed
+                         + [f"trial.study_name={self.study_name}", f"trial.number={trial.number}"])
+            try:  # what the launcher would do first: a config that does not compose fails this trial only
+                self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            except Exception as error:
+                failures += not self._fail(study, trial, error)
+                continue
+            runnable.append(trial)
+            batch.append(overrides)
+        if not batch:
+            return failures
+        self.validate_batch_is_legal(batch)
+        returns: list[Any] = [None] * len(batch)
+        launch_error: Exception | None = None
+        with Heartbeat(runnable, self.heartbeat_s):
+            try:
+                returns = list(self.launcher.launch(batch, initial_job_idx=self.job_idx))
+            except Exception as error:  # e.g. a SIGKILL'd joblib or submitit worker: the batch's results are lost
+                launch_error = error
+        self.job_idx += len(batch)
+        for trial, ret in zip(runnable, returns, strict=True):
+            failures += not self._tell(study, trial, ret, launch_error)
+        return failures
+
+    def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret: Any, launch_error: Exception | None) -> bool:
+        """Record how a job ended; False when it failed.  Without a job return (the launcher raised), what the job
+        left on its trial decides: a summary means it completed, a ``pruned`` reason that it was pruned."""
+        left = stored(study, trial).user_attrs
+        if ret is None:
+            if "summary" in left:
+                return self._complete(study, trial, [left["summary"].get(o, float("nan")) for o in self.objectives])
+            if "pruned" not in left:
+                return self._fail(study, trial, launch_error)
+            study.tell(trial, state=TrialState.PRUNED)
+            return True
         try:
             value = ret.return_value  # re-raises the job's exception
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
             return True
         except BaseException as error:  # any job error: the sweep records it and goes on
-            trial.set_user_attr("failure", f"{type(error).__name__}: {error}")
-            study.tell(trial, state=TrialState.FAIL)
-            log.warning("trial %d failed: %s: %s", trial.number, type(error).__name__, error)
-            return False
+            return self._fail(study, trial, error)
         if self.objectives == ["eval/return"]:
-            values = [float(value)]
-        else:  # the job left its run summary on its trial (td3exp.sweep_trial.TrialReporter.finish)
-            summary = stored(study, trial).user_attrs.get("summary", {})
-            values = [float(summary.get(name, float("nan"))) for name in self.objectives]
-        study.tell(trial, values)  # a NaN objective makes Optuna record the trial FAILED
+            return self._complete(study, trial, [float(value)])
+        # the job left its run summary on its trial (td3exp.sweep_trial.TrialReporter.finish)
+        return self._complete(study, trial, [left.get("summary", {}).get(o, float("nan")) for o in self.objectives])
+
+    def _complete(self, study: optuna.Study, trial: optuna.trial.Trial, values: list[float]) -> bool:
+        study.tell(trial, [float(v) for v in values])  # a NaN objective makes Optuna record the trial FAILED
         return stored(study, trial).state == TrialState.COMPLETE
+
+    def _fail(self, study: optuna.Study, trial: optuna.trial.Trial, error: BaseException | None) -> bool:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:1000] if error else "the job left no result"
+        trial.set_user_attr("failure", reason)
+        study.tell(trial, state=TrialState.FAIL)
+        log.warning("trial %d failed: %s", trial.number, reason)
+        return False
+
+
+def hide_storage_url(config: DictConfig) -> None:
+    """Hydra writes the sweeper's config and the command-line overrides into every job's ``.hydra/hydra.yaml`` (and
+    this sweeper into ``multirun.yaml``), and W&B records ``sys.argv`` of a job that runs in this process: replace
+    the storage URL in all three by one without its password and query.  Hydra has parsed the command line already."""
+    url = config.hydra.sweeper.get("storage")
+    if url is None or redact(url) == url:
+        return
+    shown = f"{STORAGE_KEY}='{redact(url)}'"
+    with read_write(config.hydra):
+        overrides = [o for o in config.hydra.overrides.hydra if not _sets_storage(o)]
+        config.hydra.overrides.hydra = [*overrides, shown]
+        config.hydra.sweeper.storage = redact(url)
+    sys.argv[:] = [shown if _sets_storage(arg) else arg for arg in sys.argv]
+
+
+def _sets_storage(override: str) -> bool:
+    return override.split("=", 1)[0].lstrip("+~") == STORAGE_KEY
 
 
 def stored(study: optuna.Study, trial: optuna.trial.Trial) -> optuna.trial.FrozenTrial:
