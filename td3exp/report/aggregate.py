@@ -1,76 +1,183 @@
-"""Seed aggregates per configuration: interquartile mean and stratified-bootstrap 95% CI (rliable; Agarwal et al.,
-"Deep RL at the Edge of the Statistical Precipice", NeurIPS 2021)."""
+"""Runs grouped by condition: per-condition statistics, provenance warnings, and comparisons between conditions that
+differ in one config value (stated as distinguishable from seed noise only when the data carry it)."""
 
 from __future__ import annotations
 
 import json
-import warnings
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from td3exp.report.runs import Run, seed_free_config
-
-
-@dataclass
-class Aggregate:
-    label: str
-    metric: str
-    n_runs: int
-    iqm: float
-    ci_low: float
-    ci_high: float
+from td3exp.report.gate import Verdict
+from td3exp.report.runs import UNKNOWN, Run, seed_free_config
+from td3exp.report.stats import (
+    ALPHA,
+    MIN_EVAL_EPISODES,
+    MIN_RUNS,
+    Estimate,
+    GoCounts,
+    Improvement,
+    compare_go_counts,
+    estimate,
+    probability_of_improvement,
+)
+from td3exp.report.windows import weighted_mean, windows
 
 
 def condition_labels(runs: list[Run]) -> list[str]:
-    """Each run's condition: the label of the first run with the same seed-free config (a control cell shared by two
-    sweeps is one condition, whatever overrides each sweep wrote)."""
-    labels: dict[str, str] = {}
-    return [labels.setdefault(json.dumps(seed_free_config(r.config), sort_keys=True, default=str), r.label)
-            for r in runs]
+    """Each run's condition: the most common label among runs with the same seed-free config (a control cell shared
+    by two sweeps is one condition, named as most of its runs name it; the first such label on a tie)."""
+    keys = [json.dumps(seed_free_config(r.config), sort_keys=True, default=str) for r in runs]
+    labels: dict[str, Counter[str]] = {}
+    for key, run in zip(keys, runs, strict=True):
+        labels.setdefault(key, Counter())[run.label] += 1
+    return [labels[key].most_common(1)[0][0] for key in keys]
 
 
 def group_by_config(runs: list[Run]) -> dict[str, list[Run]]:
-    """Runs that differ only in seed share a group. A repeat of a seed already in its group (the same run twice, e.g.
-    a control cell in two sweeps) is counted once."""
+    """Runs that differ only in seed share a group, in seed order. A repeat of a seed already in its group (the same
+    run twice, e.g. a control cell in two sweeps) is counted once."""
     groups: dict[str, list[Run]] = {}
     for run, label in zip(runs, condition_labels(runs), strict=True):
         group = groups.setdefault(label, [])
-        if run.config.get("seed") not in {r.config.get("seed") for r in group}:
+        if run.seed not in {r.seed for r in group}:
             group.append(run)
-    return groups
+    return {label: sorted(group, key=seed_order) for label, group in groups.items()}
+
+
+def seed_order(run: Run) -> tuple[int, str]:
+    return (run.seed, "") if isinstance(run.seed, int) else (0, str(run.seed))
 
 
 def final_eval_return(run: Run) -> float | None:
+    """The mean native return over the run's last evaluation (``eval.episodes`` episodes)."""
     values = run.values("eval/return")
     return None if values is None else float(values[-1])
 
 
 def mean_actor_cnn_grad(run: Run) -> float | None:
-    values = run.values("grad/actor_cnn")
-    return None if values is None else float(np.mean(values))
+    w = windows(run, "grad/actor_cnn")
+    return None if w is None else weighted_mean(w)
 
 
-METRICS = {"final eval/return": final_eval_return, "mean grad/actor_cnn": mean_actor_cnn_grad}
+METRICS: dict[str, Callable[[Run], float | None]] = {
+    "final eval/return": final_eval_return, "mean grad/actor_cnn": mean_actor_cnn_grad,
+}
 
 
-def aggregate(runs: list[Run], reps: int = 5000, seed: int = 0) -> list[Aggregate]:
-    from rliable import library as rly  # heavy import: only when aggregating
-    from rliable import metrics
+@dataclass
+class MetricSummary:
+    label: str
+    metric: str
+    runs: list[Run]
+    values: list[float | None]  # per run, seed order; None where the run lacks the metric
+    estimate: Estimate | None
+    flags: list[str] = field(default_factory=list)
 
-    results = []
+
+def eval_episodes(run: Run) -> Any:
+    return (run.config.get("eval") or {}).get("episodes")
+
+
+def summarize(runs: list[Run], reps: int = 5000) -> list[MetricSummary]:
+    summaries = []
     for label, group in group_by_config(runs).items():
         for metric, extract in METRICS.items():
-            scores = np.array([v for v in map(extract, group) if v is not None and np.isfinite(v)])
-            if len(scores) == 0:
+            values = [extract(r) for r in group]
+            finite = np.array([v for v in values if v is not None and np.isfinite(v)])
+            flags = []
+            if len(finite) < MIN_RUNS:
+                runs_text = f"{len(finite)} run{'s' * (len(finite) != 1)}"
+                flags.append(f"{runs_text} (< {MIN_RUNS}): too few for an interval estimate")
+            episodes = sorted({e for e in map(eval_episodes, group) if e is not None})
+            if metric == "final eval/return" and episodes and min(episodes) < MIN_EVAL_EPISODES:
+                flags.append(f"{min(episodes)} eval episode(s) per run (< {MIN_EVAL_EPISODES}): too few to compare")
+            summaries.append(MetricSummary(label, metric, group, values,
+                                           estimate(finite, reps) if len(finite) else None, flags))
+    return summaries
+
+
+def provenance_warnings(runs: list[Run]) -> list[str]:
+    """One line per condition whose runs come from different devices or commits."""
+    lines = []
+    for label, group in group_by_config(runs).items():
+        mixed = []
+        for what, key in (("devices", lambda r: r.device), ("commits", lambda r: r.commit)):
+            seeds: dict[str, list[str]] = {}
+            for run in group:
+                seeds.setdefault(key(run), []).append(str(run.seed))
+            if len(seeds) > 1 and set(seeds) != {UNKNOWN}:
+                mixed.append(f"{what} " + "; ".join(f"{k}: seed {', '.join(s)}" for k, s in seeds.items()))
+        if mixed:
+            lines.append(f"`{label or 'defaults'}` mixes " + " and ".join(mixed))
+    return lines
+
+
+@dataclass
+class Comparison:
+    a: str
+    b: str
+    difference: str
+    go: GoCounts
+    returns: tuple[float, float] | None  # mean final eval/return of A and of B
+    improvement: Improvement | None
+    conclusion: str
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def compare(verdicts: list[Verdict], reps: int = 2000) -> list[Comparison]:
+    """Every pair of conditions whose configs differ in exactly one value."""
+    by_run = {id(v.run): v for v in verdicts}
+    groups = list(group_by_config([v.run for v in verdicts]).items())
+    flat = [_flat(seed_free_config(runs[0].config)) for _, runs in groups]
+    out = []
+    for i, (label_a, runs_a) in enumerate(groups):
+        for j in range(i + 1, len(groups)):
+            label_b, runs_b = groups[j]
+            keys = [k for k in flat[i].keys() | flat[j].keys() if flat[i].get(k) != flat[j].get(k)]
+            if len(keys) != 1:
                 continue
-            # one task: a (runs x 1) score matrix; the stratified bootstrap resamples runs
-            with warnings.catch_warnings():  # arch deprecates RandomState, which rliable still passes
-                warnings.simplefilter("ignore", FutureWarning)
-                point, interval = rly.get_interval_estimates(
-                    {label: scores[:, None]}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
-                    random_state=np.random.RandomState(seed),
-                )
-            results.append(Aggregate(label, metric, len(scores), float(point[label][0]),
-                                     float(interval[label][0, 0]), float(interval[label][1, 0])))
-    return results
+            difference = f"{keys[0]}: {flat[i].get(keys[0])} vs {flat[j].get(keys[0])}"
+            go = compare_go_counts(sum(by_run[id(r)].verdict == "GO" for r in runs_a), len(runs_a),
+                                   sum(by_run[id(r)].verdict == "GO" for r in runs_b), len(runs_b))
+            out.append(_comparison(label_a, runs_a, label_b, runs_b, difference, go, reps))
+    return out
+
+
+def _comparison(label_a: str, runs_a: list[Run], label_b: str, runs_b: list[Run], difference: str, go: GoCounts,
+                reps: int) -> Comparison:
+    returns_a = np.array([v for v in map(final_eval_return, runs_a) if v is not None])
+    returns_b = np.array([v for v in map(final_eval_return, runs_b) if v is not None])
+    means = (float(np.mean(returns_a)), float(np.mean(returns_b))) if len(returns_a) and len(returns_b) else None
+    improvement = probability_of_improvement(returns_a, returns_b, reps)
+    if go.distinguishable:
+        verdicts = f"GO counts differ beyond seed noise (Fisher p = {go.p:.2g} < {ALPHA})"
+    elif go.go_a * go.n_b == go.go_b * go.n_a:
+        verdicts = "same share of GO runs"
+    elif go.smallest_p >= ALPHA:
+        verdicts = (f"GO counts not distinguishable from seed noise: {go.n_a} vs {go.n_b} runs cannot give "
+                    f"p < {ALPHA} (smallest possible p = {go.smallest_p:.2g})")
+    else:
+        verdicts = f"GO counts not distinguishable from seed noise (Fisher p = {go.p:.2g})"
+    episodes = [e for e in map(eval_episodes, runs_a + runs_b) if e is not None]
+    if improvement is None:
+        returns = f"final returns not compared (fewer than {MIN_RUNS} runs per condition)"
+    elif episodes and min(episodes) < MIN_EVAL_EPISODES:
+        returns = f"final returns not compared (fewer than {MIN_EVAL_EPISODES} eval episodes per run)"
+    elif improvement.distinguishable:
+        returns = f"final returns differ beyond seed noise ({improvement})"
+    else:
+        returns = f"final returns not distinguishable from seed noise ({improvement})"
+    return Comparison(label_a, label_b, difference, go, means, improvement, f"{verdicts}; {returns}")

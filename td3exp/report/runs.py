@@ -1,7 +1,9 @@
-"""Find the runs under the given paths and read what they wrote: TensorBoard scalars and the saved Hydra config."""
+"""Find the runs under the given paths and read what they wrote: TensorBoard scalars, the saved Hydra config and
+``provenance.json``.  Result tables (``dataset.py``) are read by ``load_inputs`` as well, as runs like any other."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,9 +11,11 @@ from typing import Any
 
 import numpy as np
 import yaml
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-EVENTS_GLOB = "events.out.tfevents.*"
+from td3exp.report.events import EVENTS_GLOB, CorruptEventFile, read_scalars
+
+TABLE_SUFFIX = ".parquet"
+UNKNOWN = "unknown"
 
 
 class ReportInputError(ValueError):
@@ -26,42 +30,75 @@ class Series:
 
 @dataclass
 class Run:
-    path: Path
-    label: str
+    source: str  # where it was read from: a run directory, or a result table
+    label: str  # its condition: the overrides that define it, without the seed
     config: dict[str, Any]
     scalars: dict[str, Series]
     last_step: int
     total_steps: int | None
     notes: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)  # provenance.json, or what a result table recorded
 
     def values(self, tag: str) -> np.ndarray | None:
         series = self.scalars.get(tag)
         return None if series is None or len(series.values) == 0 else series.values
 
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
 
-def find_run_dirs(path: Path) -> list[Path]:
-    """Run directories (holding tb/ event files) at or below ``path``."""
+    @property
+    def name(self) -> str:
+        """A name that says the run's condition, never a job number: ``clip=none seed=1``."""
+        return f"{self.label or 'defaults'} seed={self.seed if self.seed is not None else '?'}"
+
+    @property
+    def device(self) -> str:
+        device, name = self.provenance.get("device"), self.provenance.get("device_name")
+        if not device:
+            return UNKNOWN
+        return f"{device} ({name})" if name else str(device)
+
+    @property
+    def commit(self) -> str:
+        commit = self.provenance.get("commit")
+        if not commit:
+            return UNKNOWN
+        return f"{str(commit)[:10]}{'+dirty' if self.provenance.get('dirty') else ''}"
+
+
+def find_inputs(path: Path) -> list[Path]:
+    """Run directories (holding tb/ event files) and result tables (``*.parquet``) at or below ``path``."""
     if not path.exists():
-        raise ReportInputError(f"{path}: no such directory")
-    if not path.is_dir():
-        raise ReportInputError(f"{path}: not a directory; pass a run or multirun directory")
+        raise ReportInputError(f"{path}: no such file or directory")
+    if path.is_file():
+        if path.suffix == TABLE_SUFFIX:
+            return [path]
+        raise ReportInputError(f"{path}: not a run directory or a {TABLE_SUFFIX} result table")
     if not any(path.iterdir()):
         raise ReportInputError(f"{path} is empty: pass a run directory (outputs/DATE/TIME) or a multirun directory")
     runs = sorted({events.parent.parent for events in path.rglob(f"tb/{EVENTS_GLOB}")})
-    if not runs:
-        raise ReportInputError(f"no TensorBoard event files under {path}: is it a td3exp run directory?")
-    return runs
+    tables = sorted(path.rglob(f"*{TABLE_SUFFIX}"))
+    if not runs and not tables:
+        raise ReportInputError(f"no TensorBoard event files or result tables under {path}: is it a td3exp run?")
+    return runs + tables
+
+
+def find_run_dirs(path: Path) -> list[Path]:
+    """Run directories at or below ``path`` (result tables left out)."""
+    return [p for p in find_inputs(path) if p.is_dir()]
 
 
 def load_run(run_dir: Path, active_window_s: float = 120.0) -> Run:
-    """Read one run; raises ReportInputError when its files are unusable or it is still being written."""
+    """Read one run directory; raises ReportInputError when its files are unusable or it is still being written."""
     config, overrides = _read_config(run_dir)
     scalars = _read_scalars(run_dir)
     if not scalars:
         raise ReportInputError(f"{run_dir}: event files hold no scalars (corrupt, or the run wrote nothing yet)")
     last_step = max(int(s.steps[-1]) for s in scalars.values() if len(s.steps))
     total = config.get("total_steps")
-    run = Run(run_dir, condition_label(overrides) or run_dir.name, config, scalars, last_step, total)
+    run = Run(str(run_dir), condition_label(overrides), config, scalars, last_step, total,
+              provenance=_read_provenance(run_dir))
     if total is not None and last_step < total:
         newest = max(p.stat().st_mtime for p in (run_dir / "tb").glob(EVENTS_GLOB))
         if time.time() - newest < active_window_s:
@@ -93,18 +130,24 @@ def _read_config(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
     return config, [str(o) for o in overrides]
 
 
-def _read_scalars(run_dir: Path) -> dict[str, Series]:
-    # EventAccumulator reads every event file of the directory in order and stops quietly at a truncated record
-    accumulator = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+def _read_provenance(run_dir: Path) -> dict[str, Any]:
+    """``provenance.json`` (commit, dirty, versions, device, device_name, threads); older runs have none."""
+    path = run_dir / "provenance.json"
+    if not path.is_file():
+        return {}
     try:
-        accumulator.Reload()
-    except Exception as error:  # the reader raises several types for corrupt files; all mean the same here
-        raise ReportInputError(f"{run_dir}: corrupt event file ({error.__class__.__name__}: {error})") from error
-    scalars = {}
-    for tag in accumulator.Tags().get("scalars", []):
-        events = accumulator.Scalars(tag)
-        scalars[tag] = Series(np.array([e.step for e in events]), np.array([e.value for e in events], dtype=float))
-    return scalars
+        provenance = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ReportInputError(f"{path}: unreadable provenance ({error.msg})") from error
+    return provenance if isinstance(provenance, dict) else {}
+
+
+def _read_scalars(run_dir: Path) -> dict[str, Series]:
+    try:
+        scalars = read_scalars(run_dir / "tb")
+    except CorruptEventFile as error:
+        raise ReportInputError(f"{run_dir}: corrupt event file ({error})") from error
+    return {tag: Series(steps, values) for tag, (steps, values) in scalars.items()}
 
 
 def seed_free_config(config: dict[str, Any]) -> dict[str, Any]:
