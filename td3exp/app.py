@@ -1,7 +1,9 @@
 """Training entrypoint behind ``python -m td3exp [group=option ...] [key=value ...]``.
 
-Validates the config, wires env, agent, replay, logger and trainer, and returns the final evaluation return (the
-objective that sweeps optimize).  Exit codes: 0 done, 2 config error, 3 stopped on non-finite values.
+Validates the config, wires env, agent, replay, logger and trainer, continues from the run directory's newest valid
+checkpoint when there is one, and returns the final evaluation return (the objective that sweeps optimize).
+Exit codes: 0 done, 2 config error, 3 stopped on non-finite values, 4 the simulator was lost for good, 5 stopped by
+a signal after writing a checkpoint (run the same command to resume), 6 a checkpoint could not be written.
 """
 
 from __future__ import annotations
@@ -19,17 +21,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from td3exp import build
-from td3exp.checkpoint import save_atomic
-from td3exp.config import Config, ConfigError, register_configs, validate
-from td3exp.dashboard.names import condition_name, register_resolvers, run_name
+from td3exp import build, cli, provenance
+from td3exp.checkpoint import CheckpointError, CheckpointStore, save_atomic
+from td3exp.config import Config, ConfigError, validate
+from td3exp.dashboard.names import condition_name, run_name
 from td3exp.envs.carla.errors import SimulatorUnavailable
 from td3exp.monitor import NonFiniteError
+from td3exp.resume import RunCheckpointer, checkpoint_dir, config_differences, restore
+from td3exp.signals import Interrupted, StopSignals
 from td3exp.sweep_trial import TrialReporter
 from td3exp.trainer import Trainer
 
-register_configs()
-register_resolvers()
+cli.register()
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -42,8 +45,12 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def fail(message: str, code: int) -> None:
+def say(message: str) -> None:
     print(f"td3exp: {message}", file=sys.stderr, flush=True)
+
+
+def fail(message: str, code: int) -> None:
+    say(message)
     sys.exit(code)
 
 
@@ -55,13 +62,23 @@ def main(dict_cfg: DictConfig) -> float:
     cfg: Config = OmegaConf.to_object(dict_cfg)  # type: ignore[assignment]
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    config = cast(dict[str, Any], OmegaConf.to_container(dict_cfg, resolve=True))
+    store = CheckpointStore(checkpoint_dir(run_dir), cfg.checkpoint.keep, warn=say)
     try:
+        cli.check_known_keys(dict_cfg)
         validate(cfg)
+        checkpoint = store.latest()
+        if cfg.resume and checkpoint is None:
+            raise ConfigError(f"resume={cfg.resume}: no valid checkpoint in {checkpoint_dir(run_dir)}")
+        if checkpoint is not None and (changed := config_differences(checkpoint.state["config"], config)):
+            raise ConfigError(f"{run_dir} was run with another config (differs in {', '.join(changed)}); resume "
+                              "with the same settings (only total_steps, logger.* and checkpoint.* may change) "
+                              "or start a new run directory")
     except ConfigError as error:
         if multirun:
             raise  # the launcher records this job as failed and the sweep goes on; sys.exit would end the sweep
         fail(f"config error: {error}", 2)
-    run_dir = Path(hydra_cfg.runtime.output_dir)
     seed_everything(cfg.seed, cfg.deterministic)
     device = build.resolve_device(cfg.device)
 
@@ -76,29 +93,50 @@ def main(dict_cfg: DictConfig) -> float:
     replay = build.build_replay(cfg, obs_shape, action_dim, device)
     overrides = list(hydra_cfg.overrides.task)
     name = run_name(overrides)
-    config = cast(dict[str, Any], OmegaConf.to_container(dict_cfg, resolve=True))
-    config["condition"] = condition_name(overrides)  # dashboards group runs by it
+    origin = provenance.collect(device)
+    provenance.write(run_dir, origin)
+    logged_config = {**config, "condition": condition_name(overrides), "provenance": origin}  # dashboards group by it
     reporter = None
     if cfg.trial.study_name is not None and cfg.trial.number is not None:
         reporter = TrialReporter.from_environment(cfg.trial.study_name, cfg.trial.number,
                                                   cfg.monitor.saturation.critical)
+    resume_step = checkpoint.step if checkpoint is not None else None
+    wandb_id = checkpoint.state["wandb_id"] if checkpoint is not None else None
     if multirun:  # each sweep job is its own W&B run, grouped by its study (Optuna) or sweep directory
-        config["sweep"] = {"dir": hydra_cfg.sweep.dir, "job": hydra_cfg.job.num,
-                           "overrides": overrides}
+        logged_config["sweep"] = {"dir": hydra_cfg.sweep.dir, "job": hydra_cfg.job.num, "overrides": overrides}
         if reporter is not None:
-            config["sweep"]["trial_number"] = reporter.trial.number
+            logged_config["sweep"]["trial_number"] = reporter.trial.number
         group = cfg.trial.study_name or str(hydra_cfg.sweep.dir)
-        logger = build.build_logger(cfg, run_dir, config, name, job_type="sweep", default_group=group)
+        logger = build.build_logger(cfg, run_dir, logged_config, name, job_type="sweep", default_group=group,
+                                    resume_step=resume_step, wandb_id=wandb_id)
     else:
-        logger = build.build_logger(cfg, run_dir, config, name)
+        logger = build.build_logger(cfg, run_dir, logged_config, name, resume_step=resume_step, wandb_id=wandb_id)
+    checkpointer = RunCheckpointer(store, agent, replay, config, lambda: logger.wandb_id)
+    stop = StopSignals()
     trainer = Trainer(env, eval_env, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
                       show_progress=cfg.logger.progress_bar, on_evaluation=reporter.report if reporter else None,
-                      on_log=reporter.check if reporter else None)
+                      on_log=reporter.check if reporter else None, checkpoint=checkpointer, stop=stop)
+    checkpointer.trainer = trainer
+    if checkpoint is not None:
+        warning = restore(checkpoint, agent, replay, trainer)
+        say(f"resumed from {checkpoint.path} (step {checkpoint.step})" + (f"; {warning}" if warning else ""))
     try:
-        result = trainer.run()
+        with stop:
+            result = trainer.run()
         logger.summary({"eval/final_return": result, "trial/state": "COMPLETE"})
         if reporter is not None:
             reporter.finish(trainer.summary())
+    except Interrupted as interrupted:
+        logger.summary({"trial/state": "INTERRUPTED", "trial/reason": str(interrupted)})
+        stop.hand_over()  # under submitit: its handler requeues the job, which then resumes from the checkpoint
+        if multirun:
+            raise  # a BaseException: the sweep stops too, and resumes with the same command
+        fail(str(interrupted), 5)
+    except (CheckpointError, SimulatorUnavailable) as error:
+        logger.summary({"trial/state": "FAIL", "trial/reason": str(error)})
+        if multirun:
+            raise RuntimeError(str(error)) from error
+        fail(str(error), 6 if isinstance(error, CheckpointError) else 4)
     except BaseException as error:
         outcome = reporter.outcome(error) if reporter is not None else error  # a stability pruner prunes a NaN stop
         pruned = reporter is not None and isinstance(outcome, reporter.pruned)
@@ -117,7 +155,6 @@ def main(dict_cfg: DictConfig) -> float:
         save_atomic(agent.state_dict(), run_dir / "model.pt")
     print(
         f"td3exp: final eval/return {result:.2f} after {cfg.total_steps} steps and {trainer.num_updates} updates "
-        f"in {trainer.wall_time:.0f} s ({cfg.total_steps / trainer.wall_time:.1f} steps/s); run directory {run_dir}"
+        f"in {trainer.wall_time:.0f} s ({trainer.steps_per_second:.1f} steps/s); run directory {run_dir}"
     )
     return result
-

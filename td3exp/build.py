@@ -112,12 +112,14 @@ def build_replay(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, devic
 
 def build_logger(
     cfg: Config, run_dir: Path, config: dict[str, Any], default_name: str, job_type: str = "train",
-    default_group: str | None = None,
+    default_group: str | None = None, resume_step: int | None = None, wandb_id: str | None = None,
 ) -> Logger:
+    """``resume_step`` / ``wandb_id``: continue the logs of a run resumed from its checkpoint at that step."""
     w = cfg.logger.wandb
     return Logger(
         run_dir, config, wandb_mode=cast(WandbMode, w.mode), project=w.project, entity=w.entity,
         group=w.group or default_group, tags=list(w.tags), name=w.name or default_name, job_type=job_type,
+        resume_step=resume_step, wandb_id=wandb_id,
     )
 
 
@@ -125,4 +127,5 @@ def build_schedule(cfg: Config) -> Schedule:
     return Schedule(
         total_steps=cfg.total_steps, start_steps=cfg.agent.start_steps, train_freq=cfg.agent.train_freq,
         log_every=cfg.logger.log_every, eval_every=cfg.eval.every, eval_episodes=cfg.eval.episodes,
+        checkpoint_every=cfg.checkpoint.every,
     )

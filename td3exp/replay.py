@@ -52,11 +52,36 @@ class FrameReplay:
     def __len__(self) -> int:
         return self.transitions_written - self.first_live
 
+    _ARRAYS = ("frames", "next_frame_id", "episode_start_id", "actions", "rewards", "terminated")
+
+    def state_dict(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(small state, the filled part of each array): the arrays are views, for streaming to disk without a copy."""
+        filled = {"frames": min(self.frames_written, self.capacity)}
+        rows = min(self.transitions_written, self.capacity)
+        arrays = {name: getattr(self, name)[: filled.get(name, rows)] for name in self._ARRAYS}
+        state = {"frames_written": self.frames_written, "transitions_written": self.transitions_written,
+                 "first_live": self.first_live, "episode_start": self._episode_start,
+                 "rng": self.rng.bit_generator.state}
+        return state, arrays
+
+    def load_state_dict(self, state: dict, arrays: dict[str, np.ndarray]) -> None:
+        for name in self._ARRAYS:
+            source = arrays[name]
+            if source.shape[1:] != getattr(self, name).shape[1:] or len(source) > self.capacity:
+                raise ValueError(f"replay array {name} of shape {source.shape} does not fit this buffer")
+            getattr(self, name)[: len(source)] = source  # copied page by page from a memory-mapped file
+        self.frames_written, self.transitions_written = state["frames_written"], state["transitions_written"]
+        self.first_live, self._episode_start = state["first_live"], state["episode_start"]
+        self.rng.bit_generator.state = state["rng"]
+
     def _write_frame(self, frame: np.ndarray) -> int:
         frame_id = self.frames_written
         self.frames[frame_id % self.capacity] = frame
         self.frames_written += 1
         return frame_id
+
+    def newest_frame(self) -> np.ndarray:
+        return self.frames[(self.frames_written - 1) % self.capacity]
 
     def start_episode(self, first_frame: np.ndarray) -> None:
         """Store the newest frame of the reset observation."""

@@ -6,6 +6,7 @@ from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import NormalizeReward
 
 from td3exp.rewards import COMPONENTS, RewardWeights
 
@@ -59,3 +60,33 @@ class SteerThrottleAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     def action(self, action: np.ndarray) -> np.ndarray:
         steer, throttle_brake = float(action[0]), float(action[1])
         return np.array([steer, max(throttle_brake, 0.0), max(-throttle_brake, 0.0)], dtype=np.float32)
+
+
+def _reward_normalizer(env: gym.Env) -> NormalizeReward | None:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, NormalizeReward):
+            return env
+        env = env.env
+    return None
+
+
+def reward_normalizer_state(env: gym.Env) -> dict[str, Any] | None:
+    """The running-return statistics of the env's NormalizeReward wrapper (None without one): a resume restores
+    them after replaying the episode in progress, so the replay does not count its rewards twice."""
+    normalizer = _reward_normalizer(env)
+    if normalizer is None:
+        return None
+    rms = normalizer.return_rms
+    return {"mean": np.copy(rms.mean), "var": np.copy(rms.var), "count": rms.count,
+            "discounted_reward": np.copy(normalizer.discounted_reward)}
+
+
+def load_reward_normalizer_state(env: gym.Env, state: dict[str, Any] | None) -> None:
+    normalizer = _reward_normalizer(env)
+    if normalizer is None or state is None:
+        if (normalizer is None) != (state is None):
+            raise ValueError("the checkpoint's reward normalization does not match this env's (reward.normalize)")
+        return
+    rms = normalizer.return_rms
+    rms.mean, rms.var, rms.count = np.copy(state["mean"]), np.copy(state["var"]), state["count"]
+    normalizer.discounted_reward = np.copy(state["discounted_reward"])

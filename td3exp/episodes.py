@@ -1,0 +1,70 @@
+"""Per-episode bookkeeping: returns and reward components for the logs, and the tape (reset seed + actions) that lets
+a resumed run rebuild the episode in progress, since a simulator's internal state cannot be saved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from td3exp.rewards import COMPONENTS
+
+
+@dataclass
+class EpisodeStats:
+    weighted_return: float = 0.0
+    native_return: float = 0.0
+    length: int = 0
+    components: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 0.0))
+
+    def add(self, info: dict) -> None:
+        self.weighted_return += info["weighted_reward"]
+        self.native_return += info["native_reward"]
+        self.length += 1
+        for name in COMPONENTS:
+            self.components[name] += info["reward_components"][name]
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "episode/return": self.weighted_return,
+            "episode/native_return": self.native_return,
+            "episode/length": float(self.length),
+            **{f"reward/{name}": value for name, value in self.components.items()},
+        }
+
+
+class EpisodeTape:
+    """Reset seed and actions of the episode in progress.  Every reset draws its seed from the run's own generator,
+    so the sequence of tracks is fixed by the run seed and the episode can be replayed from its tape."""
+
+    def __init__(self, seed: int) -> None:
+        self.seeds = np.random.default_rng(seed)
+        self.seed = 0
+        self.actions: list[np.ndarray] = []
+
+    def reset(self, env: gym.Env) -> Any:
+        self.seed = int(self.seeds.integers(2**31 - 1))
+        self.actions = []
+        obs, _ = env.reset(seed=self.seed)
+        return obs
+
+    def record(self, action: np.ndarray) -> None:
+        self.actions.append(action)
+
+    def replay(self, env: gym.Env) -> Any:
+        """Reset to this episode's seed and re-apply its actions; returns the observation after the last one."""
+        obs, _ = env.reset(seed=self.seed)
+        for action in self.actions:
+            obs, *_ = env.step(action)
+        return obs
+
+    def state_dict(self) -> dict[str, Any]:
+        actions = np.stack(self.actions) if self.actions else np.zeros((0, 0), dtype=np.float32)
+        return {"rng": self.seeds.bit_generator.state, "seed": self.seed, "actions": actions}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seeds.bit_generator.state = state["rng"]
+        self.seed = state["seed"]
+        self.actions = list(state["actions"])

@@ -1,0 +1,95 @@
+"""Exact resume: a run killed at random moments (SIGKILL, SIGTERM) and resumed logs the same metrics, bit for bit,
+as the same run never interrupted, and ends with identical parameters.  Real CarRacing, real event files."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from .conftest import REPO, read_scalars, run_td3exp
+
+# deterministic, short episodes (several resets, so the episode tape is exercised), checkpoints every 20 steps
+RESUMABLE = [
+    "total_steps=90", "agent.start_steps=30", "agent.batch_size=16", "agent.buffer_size=400", "eval.every=40",
+    "eval.episodes=1", "env.max_episode_steps=35", "logger.log_every=10", "checkpoint.every=20",
+    "deterministic=true", "logger.wandb.mode=disabled", "logger.progress_bar=false", "reward.normalize=running",
+]
+
+
+def start(run_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SDL_VIDEODRIVER": "dummy"}
+    return subprocess.Popen([sys.executable, "-m", "td3exp", *RESUMABLE, f"hydra.run.dir={run_dir}"],
+                            cwd=run_dir.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    started = time.perf_counter()
+    result = run_td3exp([*RESUMABLE, f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, time.perf_counter() - started
+
+
+def test_killed_and_resumed_run_logs_the_same_metrics_bit_for_bit(reference, tmp_path: Path) -> None:
+    reference_dir, duration = reference
+    run_dir = tmp_path / "run"
+    rng = random.Random(os.getpid())
+    # stop at random moments, not only at checkpoint steps: a SIGTERM (checkpoint and exit 5), then SIGKILLs
+    for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGKILL):
+        process = start(run_dir)
+        time.sleep(rng.uniform(0.35, 0.8) * duration)
+        process.send_signal(sig)
+        sent = time.perf_counter()
+        out, err = process.communicate(timeout=120)
+        if process.returncode == 0:
+            break  # it finished before the signal: nothing left to interrupt
+        if sig == signal.SIGTERM:
+            assert process.returncode == 5, err[-2000:]
+            assert time.perf_counter() - sent < 30
+            last = err.strip().splitlines()[-1]
+            assert "stopped by SIGTERM" in last and "run the same command to resume" in last
+        else:
+            assert process.returncode == -signal.SIGKILL
+    process = start(run_dir)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+
+    expected, got = read_scalars(reference_dir), read_scalars(run_dir)
+    assert expected.keys() == got.keys()
+    for tag, points in expected.items():
+        assert got[tag] == points, f"{tag} differs after resume"  # steps and float32 values, no duplicates
+    a = torch.load(reference_dir / "model.pt", weights_only=True)
+    b = torch.load(run_dir / "model.pt", weights_only=True)
+    for net in a:
+        for key, tensor in a[net].items():
+            assert torch.equal(tensor, b[net][key]), f"{net}.{key}"
+
+
+def test_resume_with_another_config_exits_2_naming_the_keys(reference) -> None:
+    run_dir, _ = reference
+    result = run_td3exp([*RESUMABLE, f"hydra.run.dir={run_dir}", "agent.gamma=0.9", "optim.actor_lr=3e-4"],
+                        cwd=run_dir.parent)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "agent.gamma, optim.actor_lr" in lines[0], result.stderr
+
+
+def test_resume_of_a_finished_run_with_more_steps_continues_it(reference, tmp_path: Path) -> None:
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference[0], run_dir)
+    result = run_td3exp([*RESUMABLE, f"resume={run_dir}", "total_steps=100"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from" in result.stderr and "step 90" in result.stderr
+    steps = [s for s, _ in read_scalars(run_dir)["loss/critic"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 100  # no duplicated steps across the two sessions
