@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from td3exp.report.aggregate import compare, provenance_warnings, summarize
+from td3exp.report.aggregate import compare, provenance_warnings, seed_order, summarize
 from td3exp.report.criteria import evaluate
 from td3exp.report.dataset import FLOAT32_BITS, read_table, write_table
 from td3exp.report.gate import load_gate
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print("td3exp.report: no usable runs", file=sys.stderr)
         return 2
+    runs.sort(key=lambda run: (run.label, seed_order(run)))  # conditions together, seeds in order
 
     if args.export is not None:
         write_table(runs, args.export, args.export_bits)

@@ -173,7 +173,7 @@ def _saturation(run: Run, g: GateConfig) -> Criterion | None:
     note = ""
     if value is None:  # runs before actor/saturation_max: the dimension mean, a lower bound of the largest dimension
         value = _median_after_warmup(run, "actor/saturation", g.warmup_fraction)
-        note = " (actor/saturation: dimension mean, run has no actor/saturation_max)"
+        note = " (dimension mean; no actor/saturation_max)"
     if value is None:
         return _unknown("actor_saturation", "actor/saturation_max")
     failed = value >= g.saturation_max
