@@ -84,8 +84,10 @@ def main(dict_cfg: DictConfig) -> float:
 
     try:
         env, eval_env = build.build_env(cfg), build.build_env(cfg, evaluation=True)
-    except SimulatorUnavailable as error:  # env=carla without a server: one line, no traceback
-        fail(str(error), 2)
+    except (SimulatorUnavailable, ConfigError) as error:  # e.g. env=carla without a server: one line, no traceback
+        if multirun:
+            raise RuntimeError(str(error)) from error  # this job fails; the sweep goes on
+        fail(str(error) if isinstance(error, SimulatorUnavailable) else f"config error: {error}", 2)
     obs_shape, action_shape = env.observation_space.shape, env.action_space.shape
     assert obs_shape is not None and action_shape is not None
     action_dim = action_shape[0]

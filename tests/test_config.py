@@ -11,7 +11,8 @@ from td3exp.config import Config, validate
 
 from .conftest import REPO, compose_config, run_td3exp
 
-GROUPS = ["env", "agent", "encoder", "optim", "clip", "reward", "logger", "monitor"]
+# the env group is orthogonal to the training groups: each env option is composed on its own below
+GROUPS = ["agent", "encoder", "optim", "clip", "reward", "logger", "monitor"]
 
 
 def options(group: str) -> list[str]:
@@ -25,6 +26,13 @@ def test_every_group_combination_composes_and_validates() -> None:
         overrides = [f"{g}={o}" for g, o in zip(GROUPS, combo, strict=True)]
         cfg: Config = OmegaConf.to_object(compose_config(overrides))  # type: ignore[assignment]
         validate(cfg)
+
+
+@pytest.mark.parametrize("env", options("env"))
+def test_every_env_composes_and_validates(env: str) -> None:
+    cfg: Config = OmegaConf.to_object(compose_config([f"env={env}"]))  # type: ignore[assignment]
+    validate(cfg)
+    assert cfg.env.name == env
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (REPO / "experiments").glob("*.yaml")))
