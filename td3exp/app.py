@@ -130,10 +130,11 @@ def main(dict_cfg: DictConfig) -> float:
             reporter.finish(trainer.summary())
     except Interrupted as interrupted:
         logger.summary({"trial/state": "INTERRUPTED", "trial/reason": str(interrupted)})
+        say(str(interrupted))
         stop.hand_over()  # under submitit: its handler requeues the job, which then resumes from the checkpoint
         if multirun:
             raise  # a BaseException: the sweep stops too, and resumes with the same command
-        fail(str(interrupted), 5)
+        sys.exit(5)
     except (CheckpointError, SimulatorUnavailable) as error:
         logger.summary({"trial/state": "FAIL", "trial/reason": str(error)})
         if multirun:
