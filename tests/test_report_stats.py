@@ -120,3 +120,27 @@ def test_fewer_significant_bits_stay_within_their_bound() -> None:
     assert np.max(np.abs(rounded[finite] / values[finite] - 1)) <= 2.0**-16
     assert rounded[0] == 0.0 and np.isnan(rounded[1]) and rounded[2] == np.inf and rounded[3] == -3.0
     assert np.array_equal(round_significant(values, 24), values, equal_nan=True)
+
+
+def test_performance_profiles_draw_ci_bands_only_with_enough_runs() -> None:
+    from td3exp.report.stats import performance_profiles
+
+    taus = np.linspace(-1.0, 11.0, 13)
+    profiles, cis = performance_profiles({"five": np.arange(5.0), "three": np.array([1.0, 2.0, 3.0])}, taus, reps=200)
+    assert set(profiles) == {"five", "three"} and set(cis) == {"five"}
+    assert profiles["three"][0] == 1.0 and profiles["three"][-1] == 0.0  # fraction of runs above each tau
+    assert profiles["five"][np.searchsorted(taus, 2.0)] == pytest.approx(0.4)  # runs 3 and 4 score above 2
+
+
+def test_report_html_is_one_page_with_the_plots(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from td3exp.report.html import write_html
+
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "grad_norms.png")
+    text = ("# Stability report\n\n| run | verdict |\n|---|---|\n| `clip=none seed=1` | **GO** |\n\n"
+            "![g](grad_norms.png)\n")
+    page = write_html(text, tmp_path / "report.html").read_text()
+    assert "<table>" in page and "<code>clip=none seed=1</code>" in page and 'src="grad_norms.png"' in page
+    embedded = write_html(text, tmp_path / "embedded.html", embed=True).read_text()
+    assert 'src="data:image/png;base64,' in embedded and 'src="grad_norms.png"' not in embedded
