@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from td3exp.config import AgentConfig
+from td3exp.cuda_graph import GraphedUpdate
 from td3exp.diagnostics import mean_feature_norm, saturation_per_dimension
 from td3exp.measured_step import MeasuredStep
 from td3exp.monitor import GradientMonitor
@@ -45,13 +46,14 @@ class TD3Agent:
     ``hp``: the hyperparameters (``AgentConfig``: gamma, tau, policy_delay, target_noise, noise_clip,
     exploration_noise, start_steps, preactivation_penalty, precision). ``actor_step`` / ``critic_step``: the
     measured optimizer steps of each side. ``inject_nonfinite_at``: plant a NaN in the critic loss at that update
-    (1-based), to exercise the non-finite guard.
+    (1-based), to exercise the non-finite guard (that update runs eager under ``cuda_graph``). ``cuda_graph``:
+    replay the update as CUDA graphs (CUDA only; build the optimizers with ``capturable=True``).
     """
 
     def __init__(
         self, actor: Actor, critic: Critic, actor_step: MeasuredStep, critic_step: MeasuredStep,
         monitor: GradientMonitor, hp: AgentConfig, action_dim: int, device: torch.device, seed: int = 0,
-        channels_last: bool = False, inject_nonfinite_at: int | None = None,
+        channels_last: bool = False, inject_nonfinite_at: int | None = None, cuda_graph: bool = False,
     ) -> None:
         self.actor, self.critic, self.actor_step, self.critic_step = actor, critic, actor_step, critic_step
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
@@ -74,6 +76,8 @@ class TD3Agent:
         self.num_updates = 0
         self._float_obs: dict[str, torch.Tensor] = {}  # reused scaled-pixel buffers (see NatureCNN.preprocess)
         self._zero = torch.zeros((), device=device)
+        # the whole update as CUDA graphs (td3exp/cuda_graph.py); the optimizers must be fused and capturable
+        self.graphed = GraphedUpdate(self.update_body) if cuda_graph else None
 
     @property
     def actor_optimizer(self) -> torch.optim.Optimizer:
@@ -113,14 +117,21 @@ class TD3Agent:
 
     def update(self, batch: ReplayBatch, step: int) -> dict[str, torch.Tensor]:
         """One critic step; every ``policy_delay`` updates also an actor step and a target update."""
+        self.num_updates += 1
+        with_actor = self.num_updates % self.hp.policy_delay == 0
+        if self.graphed is not None and self.num_updates != self.inject_nonfinite_at:
+            return self.graphed.step(batch, with_actor)
+        return self.update_body(batch, with_actor)
+
+    def update_body(self, batch: ReplayBatch, with_actor: bool) -> dict[str, torch.Tensor]:
+        """The update itself: a pure function of the batch and the agent's device state (so it can be graphed)."""
         obs = self._scaled("obs", self._prep(batch.obs))
         next_obs = self._scaled("next_obs", self._prep(batch.next_obs))
-        self.num_updates += 1
         critic_loss, critic_features, metrics = self.critic_loss(
             obs, batch.actions, batch.rewards, next_obs, batch.terminated)
         finite, step_metrics = self.critic_step.step(critic_loss)
         metrics.update(step_metrics)
-        if self.num_updates % self.hp.policy_delay == 0:
+        if with_actor:
             actor_loss, actor_metrics = self.actor_loss(obs, critic_features)
             actor_finite, step_metrics = self.actor_step.step(actor_loss)
             metrics.update(actor_metrics)

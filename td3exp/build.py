@@ -11,7 +11,7 @@ import torch
 
 from td3exp.agent import TD3Agent
 from td3exp.clipping import AutoClip
-from td3exp.config import CarlaEnvConfig, Config
+from td3exp.config import CarlaEnvConfig, Config, ConfigError
 from td3exp.envs import make_car_racing
 from td3exp.loggers import Logger, WandbMode
 from td3exp.measured_step import MeasuredStep
@@ -89,18 +89,26 @@ def build_agent(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, device
     actor_modules: dict[str, torch.nn.Module] = {"actor": actor.head}
     if not shared:
         actor_modules["actor_cnn"] = actor.encoder
-    actor_step = MeasuredStep(build_optimizer(o.name, actor_groups, o.momentum), actor_modules, actor_clip, monitor)
-    critic_step = MeasuredStep(build_optimizer(o.name, critic_groups, o.momentum),
+    graph = cfg.agent.cuda_graph
+    if graph and device.type != "cuda":
+        raise ConfigError(f"agent.cuda_graph=true needs a CUDA device (this run resolved device={device}); "
+                          "set agent.cuda_graph=false")
+    actor_step = MeasuredStep(build_optimizer(o.name, actor_groups, o.momentum, graph), actor_modules, actor_clip,
+                              monitor)
+    critic_step = MeasuredStep(build_optimizer(o.name, critic_groups, o.momentum, graph),
                                {"critic": critic.head, "critic_cnn": critic.encoder}, c.critic_max_norm, monitor)
     return TD3Agent(actor, critic, actor_step, critic_step, monitor, cfg.agent, action_dim, device, seed=cfg.seed,
-                    channels_last=True, inject_nonfinite_at=cfg.debug.inject_nonfinite_at)
+                    channels_last=True, inject_nonfinite_at=cfg.debug.inject_nonfinite_at, cuda_graph=graph)
 
 
-def build_optimizer(name: str, groups: list[dict[str, Any]], momentum: float) -> torch.optim.Optimizer:
-    """Fused kernels skip a step on found_inf without a host sync (see measured_step.skip_step_unless)."""
+def build_optimizer(
+    name: str, groups: list[dict[str, Any]], momentum: float, capturable: bool = False
+) -> torch.optim.Optimizer:
+    """Fused kernels skip a step on found_inf without a host sync (see measured_step.skip_step_unless);
+    ``capturable`` keeps Adam's step count on the device, as a CUDA graph needs (SGD has no step count)."""
     if name == "sgd":
         return torch.optim.SGD(groups, momentum=momentum, fused=True)
-    return torch.optim.Adam(groups, fused=True)
+    return torch.optim.Adam(groups, fused=True, capturable=capturable)
 
 
 def build_replay(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, device: torch.device) -> FrameReplay:

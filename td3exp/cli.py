@@ -37,7 +37,7 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
         return []  # a plain dict (e.g. monitor.thresholds): validate() checks its keys
     allowed = {f.name for f in dataclasses.fields(schema)}
     found = []
-    for key in node.keys():
+    for key in map(str, node.keys()):
         if key not in allowed:
             found.append(f"{prefix}{key}")
         else:
