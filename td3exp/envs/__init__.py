@@ -18,18 +18,17 @@ from td3exp.envs.wrappers import ActionRepeat, SteerThrottleAction, WeightedRewa
 from td3exp.rewards import RewardWeights
 
 
-def make_car_racing(
-    frame_stack: int, image_size: int, action_repeat: int, max_episode_steps: int,
-    target_speed: float, weights: RewardWeights, normalize: str, clip_range: float, gamma: float,
+def wrap_pixels_and_reward(
+    env: gym.Env, frame_stack: int, image_size: int, action_repeat: int, weights: RewardWeights, normalize: str,
+    clip_range: float, gamma: float,
 ) -> gym.Env:
-    """CarRacing-v3 as uint8 (frame_stack, image_size, image_size) observations and a 2-D action.
+    """The chain every simulator goes through, so replay, networks, metrics and reports see the same observations
+    and ``info``: action repeat, grayscale, resize, frame stack, weighted reward, then normalization.
 
+    ``env`` already reports ``info["reward_components"]`` and ``info["native_reward"]`` and has its time limit.
     ``normalize``: "none" | "clip" (to +-clip_range) | "running" (divide by a running std of the discounted return,
-    as VecNormalize does, then clip).  ``max_episode_steps`` counts agent steps.
+    as VecNormalize does, then clip).
     """
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless
-    env = gym.make("CarRacing-v3", max_episode_steps=max_episode_steps * action_repeat)
-    env = CarRacingComponents(SteerThrottleAction(env), target_speed)
     env = ActionRepeat(env, action_repeat)
     env = GrayscaleObservation(env, keep_dim=False)
     env = ResizeObservation(env, (image_size, image_size))
@@ -40,3 +39,17 @@ def make_car_racing(
     if normalize in ("running", "clip"):
         env = ClipReward(env, -clip_range, clip_range)
     return env
+
+
+def make_car_racing(
+    frame_stack: int, image_size: int, action_repeat: int, max_episode_steps: int,
+    target_speed: float, weights: RewardWeights, normalize: str, clip_range: float, gamma: float,
+) -> gym.Env:
+    """CarRacing-v3 as uint8 (frame_stack, image_size, image_size) observations and a 2-D action.
+
+    ``max_episode_steps`` counts agent steps; see ``wrap_pixels_and_reward`` for the rest.
+    """
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless
+    env = gym.make("CarRacing-v3", max_episode_steps=max_episode_steps * action_repeat)
+    env = CarRacingComponents(SteerThrottleAction(env), target_speed)
+    return wrap_pixels_and_reward(env, frame_stack, image_size, action_repeat, weights, normalize, clip_range, gamma)

@@ -9,21 +9,14 @@ from typing import Any
 
 import carla
 import gymnasium as gym
-from gymnasium.wrappers import (
-    ClipReward,
-    FrameStackObservation,
-    GrayscaleObservation,
-    NormalizeReward,
-    ResizeObservation,
-    TimeLimit,
-)
+from gymnasium.wrappers import TimeLimit
 
 from td3exp.config import CarlaEnvConfig, ConfigError
+from td3exp.envs import wrap_pixels_and_reward
 from td3exp.envs.carla.actors import EgoSpec
 from td3exp.envs.carla.env import CarlaLaneKeeping
 from td3exp.envs.carla.server import ServerProcess
 from td3exp.envs.carla.session import CarlaSession, open_session
-from td3exp.envs.wrappers import ActionRepeat, WeightedReward
 from td3exp.rewards import RewardWeights
 
 
@@ -59,14 +52,6 @@ def make_carla(
                   carla.Transform(carla.Location(x=c.x, z=c.z), carla.Rotation(pitch=c.pitch)), env.spawn_retries)
     lane_keeping = CarlaLaneKeeping(session, ego, target_speed, env.max_lateral_offset, env.max_idle_steps,
                                     env.terminal_penalty, env.settle_ticks, env.spawn_point)
-    wrapped: gym.Env = TimeLimit(lane_keeping, env.max_episode_steps * env.action_repeat)
-    wrapped = ActionRepeat(wrapped, env.action_repeat)
-    wrapped = GrayscaleObservation(wrapped, keep_dim=False)
-    wrapped = ResizeObservation(wrapped, (env.image_size, env.image_size))
-    wrapped = FrameStackObservation(wrapped, env.frame_stack, padding_type="reset")
-    wrapped = WeightedReward(wrapped, weights)
-    if normalize == "running":
-        wrapped = NormalizeReward(wrapped, gamma=gamma)
-    if normalize in ("running", "clip"):
-        wrapped = ClipReward(wrapped, -clip_range, clip_range)
-    return wrapped
+    wrapped = TimeLimit(lane_keeping, env.max_episode_steps * env.action_repeat)
+    return wrap_pixels_and_reward(wrapped, env.frame_stack, env.image_size, env.action_repeat, weights, normalize,
+                                  clip_range, gamma)
