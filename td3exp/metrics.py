@@ -1,12 +1,30 @@
 """The metric-name contract: every tag a training run writes (TensorBoard and W&B alike).
 
-Reports, dashboards, sweeps and tests depend on these names; the README's metric table mirrors this list.
+Reports, dashboards, sweeps and tests depend on these names; the README's metric table mirrors both lists.
+``CONTRACT``: the tags every run writes.  ``WINDOW_CONTRACT``: the tags a run logged per window of updates (the
+default; ``logger.every_update=false``) writes besides: each update metric's largest absolute value in the window
+under its ``_max`` twin, and the window's update counts.
 """
 
 from __future__ import annotations
 
 from td3exp.config import MODULES
 from td3exp.rewards import COMPONENTS
+
+# families of update metrics: one value per update, averaged over each logging window (alerts/* are cumulative counts)
+UPDATE_FAMILIES = ("grad", "grad_clipped", "loss", "q", "actor", "features", "update_ratio")
+WINDOW_UPDATES, WINDOW_ACTOR_UPDATES = "window/updates", "window/actor_updates"
+
+
+def is_update_metric(tag: str) -> bool:
+    return tag.split("/", 1)[0] in UPDATE_FAMILIES
+
+
+def max_twin(tag: str) -> str:
+    """``grad/actor_cnn`` -> ``grad_max/actor_cnn``: where the window's largest absolute value is logged."""
+    family, name = tag.split("/", 1)
+    return f"{family}_max/{name}"
+
 
 CONTRACT: dict[str, str] = {
     **{f"grad/{m}": f"L2 gradient norm of the {m.replace('_', ' ')} parameters before clipping" for m in MODULES},
@@ -23,6 +41,7 @@ CONTRACT: dict[str, str] = {
     "alerts/saturation_warning": "cumulative count of actor updates with saturation above monitor.saturation.warning",
     "alerts/saturation_critical": "cumulative count of actor updates with saturation above monitor.saturation.critical",
     "actor/saturation": "share of actor outputs saturated: |pre-tanh| > 3 (tanh head) or outside [-1, 1] (unbounded)",
+    "actor/saturation_max": "the same share for the most saturated action dimension",
     "actor/preact_abs": "mean absolute pre-tanh (raw) actor output",
     "features/actor_norm": "mean L2 norm of the actor's CNN features",
     "features/critic_norm": "mean L2 norm of the critic's CNN features",
@@ -33,4 +52,10 @@ CONTRACT: dict[str, str] = {
     **{f"reward/{c}": f"episode sum of the {c.replace('_', ' ')} component (unweighted)" for c in COMPONENTS},
     "eval/return": "mean native return of the deterministic actor over eval.episodes episodes",
     "eval/length": "mean evaluation episode length",
+}
+
+WINDOW_CONTRACT: dict[str, str] = {
+    **{max_twin(tag): f"largest |{tag}| in the logging window" for tag in CONTRACT if is_update_metric(tag)},
+    WINDOW_UPDATES: "critic updates in the logging window (the weight of its critic-side means)",
+    WINDOW_ACTOR_UPDATES: "actor updates in the logging window (the weight of its actor-side means)",
 }

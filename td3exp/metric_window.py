@@ -1,0 +1,96 @@
+"""Update metrics aggregated over one logging window on the device: one point per window instead of one per update.
+
+Per update, the metrics of one layout (critic-only updates, and critic + actor updates every ``policy_delay``) are
+stacked into one vector and folded into that layout's running sum and running maximum of absolute values: a few
+kernel launches, no host sync.  ``flush`` turns them into the window's points (issue 12's contract, read by
+``td3exp.report.windows``): the mean of each update metric under its own tag, the largest absolute value under its
+``_max`` twin (a NaN anywhere in the window stays NaN in both), the update counts under ``window/updates`` and
+``window/actor_updates``, and the newest value of everything else (the cumulative ``alerts/*`` counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from td3exp.metrics import WINDOW_ACTOR_UPDATES, WINDOW_UPDATES, is_update_metric, max_twin
+
+
+class _Layout:
+    """Running sum and maximum |value| of the updates that reported exactly these update metrics."""
+
+    def __init__(self, values: torch.Tensor) -> None:
+        self.sums = values.clone()
+        self.peaks = values.abs()
+        self.count = 1
+
+    def add(self, values: torch.Tensor) -> None:
+        self.sums.add_(values)
+        torch.maximum(self.peaks, values.abs(), out=self.peaks)  # maximum propagates NaN, as a NaN alarm must
+        self.count += 1
+
+
+class MetricWindow:
+    """Collects the metrics ``agent.update`` returns between two flushes."""
+
+    def __init__(self) -> None:
+        self._layouts: dict[tuple[str, ...], _Layout] = {}
+        self._latest: dict[str, torch.Tensor | float] = {}
+        self.updates = 0
+        self.actor_updates = 0
+
+    def _clear(self) -> None:
+        self._layouts, self._latest = {}, {}
+        self.updates = self.actor_updates = 0
+
+    def add(self, metrics: Mapping[str, torch.Tensor | float]) -> None:
+        """Fold in one update's metrics (device tensors; nothing is read back)."""
+        keys = tuple(k for k in metrics if is_update_metric(k))
+        values = torch.stack([torch.as_tensor(metrics[k]).float().reshape(()) for k in keys])
+        layout = self._layouts.get(keys)
+        if layout is None:
+            self._layouts[keys] = _Layout(values)
+        else:
+            layout.add(values)
+        self._latest.update({k: v for k, v in metrics.items() if not is_update_metric(k)})
+        self.updates += 1
+        self.actor_updates += "loss/actor" in metrics
+
+    def flush(self) -> dict[str, torch.Tensor | float]:
+        """The window's points (empty when it held no update); starts the next window."""
+        if not self.updates:
+            return {}
+        sums: dict[str, list[torch.Tensor]] = {}
+        peaks: dict[str, list[torch.Tensor]] = {}
+        counts: dict[str, int] = {}
+        for keys, layout in self._layouts.items():
+            for key, total, peak in zip(keys, layout.sums.unbind(), layout.peaks.unbind(), strict=True):
+                sums.setdefault(key, []).append(total)
+                peaks.setdefault(key, []).append(peak)
+                counts[key] = counts.get(key, 0) + layout.count
+        points: dict[str, torch.Tensor | float] = {}
+        for key in sums:
+            points[key] = torch.stack(sums[key]).sum() / counts[key]
+            points[max_twin(key)] = torch.stack(peaks[key]).max()
+        points.update(self._latest)
+        points[WINDOW_UPDATES] = float(self.updates)
+        points[WINDOW_ACTOR_UPDATES] = float(self.actor_updates)
+        self._clear()
+        return points
+
+    def state_dict(self) -> dict[str, Any]:
+        """The open window (a checkpoint inside a window resumes it, so the resumed run logs the same points)."""
+        return {"layouts": [(keys, layout.sums, layout.peaks, layout.count) for keys, layout in self._layouts.items()],
+                "latest": dict(self._latest), "updates": self.updates, "actor_updates": self.actor_updates}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        """``device``: where the agent's metrics live (a checkpoint is loaded onto the CPU)."""
+        self._layouts = {}
+        for keys, sums, peaks, count in state["layouts"]:
+            layout = _Layout(sums.to(device))
+            layout.peaks, layout.count = peaks.to(device), count
+            self._layouts[tuple(keys)] = layout
+        self._latest = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state["latest"].items()}
+        self.updates, self.actor_updates = state["updates"], state["actor_updates"]
