@@ -56,8 +56,9 @@ def obs_shape(cfg: Config) -> tuple[int, int, int]:
     return cfg.env.frame_stack, cfg.env.image_size, cfg.env.image_size
 
 
-def build_agent(cfg: Config, device: torch.device) -> TD3Agent:
-    return build.build_agent(cfg, obs_shape(cfg), ACTION_DIM, device)
+def build_agent(cfg: Config, device: torch.device, measure: bool = True) -> TD3Agent:
+    """``measure=False``: the same agent without td3exp's measuring (to price it)."""
+    return build.build_agent(cfg, obs_shape(cfg), ACTION_DIM, device, measure=measure)
 
 
 def build_replay(cfg: Config, device: torch.device) -> FrameReplay:

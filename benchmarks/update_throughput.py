@@ -4,7 +4,8 @@ Variants, timed in interleaved rounds after a warm-up (medians; each timed block
 critic-only and critic+actor updates weigh alike):
   td3exp fp32 / bf16 / cuda graph  - replay.sample() + agent.update() with monitoring on; the agent and replay are
                                      built as training builds them (Hydra composition of conf/, td3exp.build)
-  td3exp ... unmonitored           - the same with the measuring patched out (benchmarks/unmonitored.py)
+  td3exp ... unmonitored           - the same agent built without its measuring (td3exp.build.build_agent(measure=
+                                     False): plain optimizer steps, no norms, alerts, ratios or diagnostics)
   sb3 fp32                         - SB3 TD3 CnnPolicy with the same networks: TD3.train(1) (sample + update)
   limit fp32 channels_last         - the update's math alone on preallocated tensors (benchmarks/bare_limit.py)
 Synthetic data: uint8 frame stacks (frame_stack x image_size^2, 4x84x84 by default), random actions and rewards.
@@ -24,7 +25,6 @@ import torch
 from benchmarks import td3exp_setup
 from benchmarks.bare_limit import BareTD3
 from benchmarks.timing import Step, interleaved_medians, machine_lines, print_value, require_sb3, synchronizer
-from benchmarks.unmonitored import MeasuringOff, PatchTargetMissing
 from td3exp.build import resolve_device
 from td3exp.config import Config
 
@@ -51,23 +51,15 @@ def parse_args() -> argparse.Namespace:
 def add_td3exp(
     variants: dict[str, Step], notes: dict[str, str], name: str, cfg: Config | str, device: torch.device,
     unmonitored: bool,
-) -> MeasuringOff | None:
-    """Adds td3exp variant ``name`` (and its unmonitored twin); returns the patcher so its use can be checked."""
+) -> None:
+    """Adds td3exp variant ``name`` (and its unmonitored twin, on its own replay filled alike)."""
     if isinstance(cfg, str):
         notes[name] = cfg
-        return None
-    agent, replay = td3exp_setup.build_agent(cfg, device), td3exp_setup.build_replay(cfg, device)
-    td3exp_setup.fill_replay(replay, cfg, cfg.agent.buffer_size)
-    variants[name] = td3exp_setup.update_step(agent, replay)
-    if not unmonitored:
-        return None
-    try:
-        measuring_off = MeasuringOff(agent)
-    except PatchTargetMissing as error:
-        notes[f"{name} unmonitored"] = str(error)
-        return None
-    variants[f"{name} unmonitored"] = measuring_off.wrap(variants[name])
-    return measuring_off
+        return
+    for label, measure in ((name, True), (f"{name} unmonitored", False))[: 2 if unmonitored else 1]:
+        agent, replay = td3exp_setup.build_agent(cfg, device, measure), td3exp_setup.build_replay(cfg, device)
+        td3exp_setup.fill_replay(replay, cfg, cfg.agent.buffer_size)
+        variants[label] = td3exp_setup.update_step(agent, replay)
 
 
 def main() -> None:
@@ -86,9 +78,9 @@ def main() -> None:
 
     variants: dict[str, Step] = {}
     notes: dict[str, str] = {}  # variant -> why it did not run
-    patchers = {"fp32": add_td3exp(variants, notes, "td3exp fp32", cfg, device, unmonitored=True)}
+    add_td3exp(variants, notes, "td3exp fp32", cfg, device, unmonitored=True)
     bf16 = td3exp_setup.compose_optional(overrides, BF16)
-    patchers["bf16"] = add_td3exp(variants, notes, "td3exp bf16", bf16, device, unmonitored=True)
+    add_td3exp(variants, notes, "td3exp bf16", bf16, device, unmonitored=True)
     graph = td3exp_setup.compose_optional(overrides, GRAPH) if device.type == "cuda" else "needs CUDA"
     add_td3exp(variants, notes, "td3exp cuda graph", graph, device, unmonitored=False)
 
@@ -123,10 +115,7 @@ def main() -> None:
         return seconds[numerator] / seconds[denominator]
 
     def monitoring_cost(mode: str) -> float | str:
-        patcher, name = patchers[mode], f"td3exp {mode}"
-        unused = patcher.unused() if patcher else []
-        if unused:
-            return f"patch not effective, the update no longer calls: {', '.join(unused)}"
+        name = f"td3exp {mode}"
         cost = ratio(f"{name} unmonitored", name)
         return 1.0 - cost if isinstance(cost, float) else cost
 

@@ -47,13 +47,15 @@ class TD3Agent:
     exploration_noise, start_steps, preactivation_penalty, precision). ``actor_step`` / ``critic_step``: the
     measured optimizer steps of each side. ``inject_nonfinite_at``: plant a NaN in the critic loss at that update
     (1-based), to exercise the non-finite guard (that update runs eager under ``cuda_graph``). ``cuda_graph``:
-    replay the update as CUDA graphs (CUDA only; build the optimizers with ``capturable=True``).
+    replay the update as CUDA graphs (CUDA only; build the optimizers with ``capturable=True``). ``measure=False``:
+    no diagnostics, alerts or non-finite guard (with plain optimizer steps: to price monitoring in benchmarks).
     """
 
     def __init__(
         self, actor: Actor, critic: Critic, actor_step: MeasuredStep, critic_step: MeasuredStep,
         monitor: GradientMonitor, hp: AgentConfig, action_dim: int, device: torch.device, seed: int = 0,
         channels_last: bool = False, inject_nonfinite_at: int | None = None, cuda_graph: bool = False,
+        measure: bool = True,
     ) -> None:
         self.actor, self.critic, self.actor_step, self.critic_step = actor, critic, actor_step, critic_step
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
@@ -70,7 +72,7 @@ class TD3Agent:
         self._online_params = [p for _, online in pairs for p in online.parameters()]
         self.monitor, self.hp = monitor, hp
         self.action_dim, self.device, self.channels_last = action_dim, device, channels_last
-        self.inject_nonfinite_at = inject_nonfinite_at
+        self.inject_nonfinite_at, self.measure = inject_nonfinite_at, measure
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=hp.precision == "bf16")
         self.rng = np.random.default_rng(seed)
         self.num_updates = 0
@@ -131,17 +133,20 @@ class TD3Agent:
             obs, batch.actions, batch.rewards, next_obs, batch.terminated)
         finite, step_metrics = self.critic_step.step(critic_loss)
         metrics.update(step_metrics)
+        if self.measure:
+            metrics["features/critic_norm"] = mean_feature_norm(critic_features)
         if with_actor:
-            actor_loss, actor_metrics = self.actor_loss(obs, critic_features)
+            actor_loss, features, preactivation, actor_metrics = self.actor_loss(obs, critic_features)
             actor_finite, step_metrics = self.actor_step.step(actor_loss)
             metrics.update(actor_metrics)
             metrics.update(step_metrics)
-            if self.shared_encoder:  # the actor loss has no path into a CNN: its CNN metrics are 0 by definition
-                metrics.update({f"{k}/actor_cnn": self._zero for k in ("grad", "grad_clipped", "update_ratio")})
+            if self.measure:
+                metrics.update(self.actor_diagnostics(features, preactivation))
             finite = finite & actor_finite
             self.update_targets()
-        self.monitor.observe_finite(finite)
-        metrics.update(self.monitor.metrics())
+        if self.measure:
+            self.monitor.observe_finite(finite)
+            metrics.update(self.monitor.metrics())
         return metrics
 
     def critic_loss(
@@ -170,15 +175,15 @@ class TD3Agent:
             "q/q2": q2.detach().mean(),
             "q/abs_diff": (q1 - q2).detach().abs().mean(),
             "q/target": target_q.mean(),
-            "features/critic_norm": mean_feature_norm(features),
         }
         # reused by the actor loss: critic features from before this step, detached (as DrQ-v2 does)
         return loss, features.detach(), metrics
 
     def actor_loss(
         self, obs: torch.Tensor, critic_features: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """-Q1(s, pi(s)), plus the optional pre-activation penalty."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """-Q1(s, pi(s)), plus the optional pre-activation penalty; returns (loss, actor features, pre-activation,
+        metrics)."""
         with self.autocast:
             # a shared, detached encoder gives the actor the same features the critic just computed
             features = critic_features if self.shared_encoder else self.actor.encoder(obs)
@@ -189,16 +194,21 @@ class TD3Agent:
         loss = q_loss
         if self.hp.preactivation_penalty > 0:
             loss = loss + self.hp.preactivation_penalty * preactivation.pow(2).mean()
+        return loss, features, preactivation, {"loss/actor": q_loss.detach()}
+
+    def actor_diagnostics(self, features: torch.Tensor, preactivation: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What tells a dead actor from an exploding one (td3exp/diagnostics.py); feeds the saturation alerts."""
         per_dimension = saturation_per_dimension(preactivation, self.actor.head.bounded)
         self.monitor.observe_saturation(per_dimension.max())
         metrics = {
-            "loss/actor": q_loss.detach(),
             "actor/saturation": per_dimension.mean(),
             "actor/saturation_max": per_dimension.max(),
             "actor/preact_abs": preactivation.detach().abs().mean(),
             "features/actor_norm": mean_feature_norm(features),
         }
-        return loss, metrics
+        if self.shared_encoder:  # the actor loss has no path into a CNN: its CNN metrics are 0 by definition
+            metrics.update({f"{k}/actor_cnn": self._zero for k in ("grad", "grad_clipped", "update_ratio")})
+        return metrics
 
     @torch.no_grad()
     def update_targets(self) -> None:

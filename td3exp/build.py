@@ -57,7 +57,10 @@ def build_env(cfg: Config, evaluation: bool = False, env_index: int = 0) -> gym.
     )
 
 
-def build_agent(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, device: torch.device) -> TD3Agent:
+def build_agent(
+    cfg: Config, obs_shape: tuple[int, ...], action_dim: int, device: torch.device, measure: bool = True
+) -> TD3Agent:
+    """``measure=False`` builds the agent without its measuring (benchmarks price monitoring with it)."""
     e = cfg.encoder
     features, hidden = e.features_dim, list(cfg.agent.hidden_dims)
 
@@ -94,11 +97,13 @@ def build_agent(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, device
         raise ConfigError(f"agent.cuda_graph=true needs a CUDA device (this run resolved device={device}); "
                           "set agent.cuda_graph=false")
     actor_step = MeasuredStep(build_optimizer(o.name, actor_groups, o.momentum, graph), actor_modules, actor_clip,
-                              monitor)
+                              monitor, measure)
     critic_step = MeasuredStep(build_optimizer(o.name, critic_groups, o.momentum, graph),
-                               {"critic": critic.head, "critic_cnn": critic.encoder}, c.critic_max_norm, monitor)
+                               {"critic": critic.head, "critic_cnn": critic.encoder}, c.critic_max_norm, monitor,
+                               measure)
     return TD3Agent(actor, critic, actor_step, critic_step, monitor, cfg.agent, action_dim, device, seed=cfg.seed,
-                    channels_last=True, inject_nonfinite_at=cfg.debug.inject_nonfinite_at, cuda_graph=graph)
+                    channels_last=True, inject_nonfinite_at=cfg.debug.inject_nonfinite_at, cuda_graph=graph,
+                    measure=measure)
 
 
 def build_optimizer(

@@ -48,15 +48,18 @@ class MeasuredStep:
 
     def __init__(
         self, optimizer: torch.optim.Optimizer, modules: dict[str, nn.Module], clip: float | AutoClip | None,
-        monitor: GradientMonitor,
+        monitor: GradientMonitor, measure: bool = True,
     ) -> None:
-        self.optimizer, self.modules, self.clip, self.monitor = optimizer, modules, clip, monitor
+        """``measure=False``: a plain step (backward, clip, step), for pricing the measuring in benchmarks."""
+        self.optimizer, self.modules, self.clip, self.monitor, self.measure = optimizer, modules, clip, monitor, measure
         self.ratio = UpdateRatio(modules)
         zero_momentum_buffers(optimizer)
 
     def step(self, loss: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if not self.measure:
+            return self._plain_step(loss)
         pre, post, total = clip_modules(self.modules, self.clip)
         self.monitor.observe_norms(pre)
         finite = torch.isfinite(loss.detach()) & torch.isfinite(total)
@@ -70,6 +73,15 @@ class MeasuredStep:
             **{f"update_ratio/{k}": v for k, v in ratios.items()},
         }
         return finite, metrics
+
+    def _plain_step(self, loss: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        params = [p for m in self.modules.values() for p in m.parameters()]
+        if isinstance(self.clip, AutoClip):
+            clip_modules(self.modules, self.clip)
+        elif self.clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.clip)
+        self.optimizer.step()
+        return torch.ones((), dtype=torch.bool, device=loss.device), {}
 
     def state_dict(self) -> dict:
         state: dict = {"optimizer": self.optimizer.state_dict()}

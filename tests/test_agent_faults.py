@@ -104,3 +104,23 @@ def test_training_state_round_trip_continues_identically() -> None:
     for key, value in reference.items():
         assert torch.equal(value, again[key]), key
     assert torch.equal(flat(agent.critic), flat(restored.critic))
+
+
+def test_an_unmeasured_agent_learns_the_same_math_without_metrics_beyond_the_losses() -> None:
+    from omegaconf import OmegaConf
+
+    from td3exp import build
+
+    from .conftest import compose_config
+    from .test_agent import CPU, OBS
+
+    cfg = OmegaConf.to_object(compose_config(["agent.start_steps=0", "agent.policy_delay=1", "agent.target_noise=0"]))
+    torch.manual_seed(0)
+    measured = build.build_agent(cfg, OBS, 2, CPU)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    plain = build.build_agent(cfg, OBS, 2, CPU, measure=False)  # type: ignore[arg-type]
+    a, b = measured.update(make_batch(), step=0), plain.update(make_batch(), step=0)
+    assert set(b) == {"loss/critic", "q/q1", "q/q2", "q/abs_diff", "q/target", "loss/actor"}
+    assert b["loss/critic"].item() == pytest.approx(a["loss/critic"].item())
+    torch.testing.assert_close(flat(plain.critic), flat(measured.critic))  # same clipped step (norm10 on the actor)
+    torch.testing.assert_close(flat(plain.actor), flat(measured.actor))
