@@ -16,17 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from td3exp.metrics import UPDATE_FAMILIES, WINDOW_ACTOR_UPDATES, WINDOW_UPDATES, is_update_metric, max_twin
 from td3exp.report.runs import Run
 
-CRITIC_UPDATES, ACTOR_UPDATES = "window/updates", "window/actor_updates"
-# families of update metrics (one value per update, or per window of updates); alerts/* are cumulative counts
-UPDATE_FAMILIES = ("grad", "grad_clipped", "loss", "q", "actor", "features", "update_ratio")
 # metrics written on actor updates only (every policy_delay updates): their windows count actor updates
 ACTOR_SIDE = ("loss/actor", "actor/", "features/actor_norm", "grad/actor", "grad_clipped/actor", "update_ratio/actor")
-
-
-def is_update_metric(tag: str) -> bool:
-    return tag.split("/", 1)[0] in UPDATE_FAMILIES
 
 
 def is_max_twin(tag: str) -> bool:
@@ -58,11 +52,6 @@ class Windows:
         return cls(np.arange(len(values)), values, np.ones(len(values)), np.abs(values))
 
 
-def max_twin(tag: str) -> str:
-    family, name = tag.split("/", 1)
-    return f"{family}_max/{name}"
-
-
 def windows(run: Run, tag: str) -> Windows | None:
     """The update metric's windows, without windows that held no update; None when the run did not log it."""
     series = run.scalars.get(tag)
@@ -70,7 +59,7 @@ def windows(run: Run, tag: str) -> Windows | None:
         return None
     if not is_update_metric(tag):
         raise ValueError(f"{tag} is not an update metric; windows exist for {', '.join(UPDATE_FAMILIES)}")
-    counter = ACTOR_UPDATES if tag.startswith(ACTOR_SIDE) else CRITIC_UPDATES
+    counter = WINDOW_ACTOR_UPDATES if tag.startswith(ACTOR_SIDE) else WINDOW_UPDATES
     counts = _aligned(run, counter, series.steps, default=1.0)
     peaks = _aligned(run, max_twin(tag), series.steps, default=np.nan)
     peaks = np.where(np.isnan(peaks) & ~np.isnan(series.values), np.abs(series.values), peaks)
