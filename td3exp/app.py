@@ -83,12 +83,12 @@ def main(dict_cfg: DictConfig) -> float:
     device = build.resolve_device(cfg.device)
 
     try:
-        env, eval_env = build.build_env(cfg), build.build_env(cfg, evaluation=True)
+        envs = build.build_envs(cfg)  # env.num_envs training + evaluation env pairs
     except (SimulatorUnavailable, ConfigError) as error:  # e.g. env=carla without a server: one line, no traceback
         if multirun:
             raise RuntimeError(str(error)) from error  # this job fails; the sweep goes on
         fail(str(error) if isinstance(error, SimulatorUnavailable) else f"config error: {error}", 2)
-    obs_shape, action_shape = env.observation_space.shape, env.action_space.shape
+    obs_shape, action_shape = envs.single_observation_space.shape, envs.single_action_space.shape
     assert obs_shape is not None and action_shape is not None
     action_dim = action_shape[0]
     agent = build.build_agent(cfg, obs_shape, action_dim, device)
@@ -115,7 +115,7 @@ def main(dict_cfg: DictConfig) -> float:
         logger = build.build_logger(cfg, run_dir, logged_config, name, resume_step=resume_step, wandb_id=wandb_id)
     checkpointer = RunCheckpointer(store, agent, replay, config, lambda: logger.wandb_id)
     stop = StopSignals()
-    trainer = Trainer(env, eval_env, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
+    trainer = Trainer(envs, None, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
                       show_progress=cfg.logger.progress_bar, on_evaluation=reporter.report if reporter else None,
                       on_log=reporter.check if reporter else None, checkpoint=checkpointer, stop=stop)
     checkpointer.trainer = trainer
@@ -152,8 +152,7 @@ def main(dict_cfg: DictConfig) -> float:
         fail(f"stopped: {error}. Logs are in {run_dir}", 3)
     finally:
         logger.close()
-        env.close()
-        eval_env.close()
+        envs.close()
     if cfg.save_model:
         save_atomic(agent.state_dict(), run_dir / "model.pt")
     print(

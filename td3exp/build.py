@@ -3,6 +3,9 @@ explicit, typed arguments of one component."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,13 +16,14 @@ from td3exp.agent import TD3Agent
 from td3exp.clipping import AutoClip
 from td3exp.config import CarlaEnvConfig, Config, ConfigError
 from td3exp.envs import make_car_racing
+from td3exp.envs.vector import ParallelEnvs
 from td3exp.loggers import Logger, WandbMode
 from td3exp.measured_step import MeasuredStep
 from td3exp.monitor import GradientMonitor, Thresholds
 from td3exp.networks import Actor, ActorHead, Critic, NatureCNN, TwinQHead, to_device
 from td3exp.replay import FrameReplay
 from td3exp.rewards import RewardWeights
-from td3exp.trainer import Schedule
+from td3exp.schedule import Schedule
 
 
 def resolve_device(name: str) -> torch.device:
@@ -28,33 +32,38 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_env(cfg: Config, evaluation: bool = False, env_index: int = 0) -> gym.Env:
-    """Training env, or the evaluation env (no reward normalization: eval reports the native return).
+def env_maker(cfg: Config, evaluation: bool = False, env_index: int = 0) -> Callable[[], gym.Env]:
+    """A picklable maker of the training env, or of the evaluation env (no reward normalization: eval reports the
+    native return); an env process builds its env with it, importing only the env modules.
 
     ``env_index`` numbers parallel envs: under env=carla each index uses its own server (env.port + index *
     env.port_step); the training and evaluation env of one index share it.
     """
     w = cfg.reward.weights
+    weights = RewardWeights(w.progress, w.smoothness, w.lane_centering, w.efficiency)
+    normalize = "none" if evaluation else cfg.reward.normalize
     if cfg.env.name == "carla":
         from td3exp.envs.carla.factory import make_carla  # imports carla: only when env=carla is chosen
 
         assert isinstance(cfg.env, CarlaEnvConfig)  # validate() checks that env.name matches the group
-        return make_carla(
-            cfg.env, RewardWeights(w.progress, w.smoothness, w.lane_centering, w.efficiency),
-            target_speed=cfg.reward.target_speed, normalize="none" if evaluation else cfg.reward.normalize,
-            clip_range=cfg.reward.clip_range, gamma=cfg.agent.gamma, seed=cfg.seed, env_index=env_index,
-        )
-    return make_car_racing(
-        frame_stack=cfg.env.frame_stack,
-        image_size=cfg.env.image_size,
-        action_repeat=cfg.env.action_repeat,
-        max_episode_steps=cfg.env.max_episode_steps,
-        target_speed=cfg.reward.target_speed,
-        weights=RewardWeights(w.progress, w.smoothness, w.lane_centering, w.efficiency),
-        normalize="none" if evaluation else cfg.reward.normalize,
-        clip_range=cfg.reward.clip_range,
-        gamma=cfg.agent.gamma,
-    )
+        return partial(make_carla, cfg.env, weights, target_speed=cfg.reward.target_speed, normalize=normalize,
+                       clip_range=cfg.reward.clip_range, gamma=cfg.agent.gamma, seed=cfg.seed, env_index=env_index)
+    e = cfg.env
+    return partial(make_car_racing, frame_stack=e.frame_stack, image_size=e.image_size, action_repeat=e.action_repeat,
+                   max_episode_steps=e.max_episode_steps, target_speed=cfg.reward.target_speed, weights=weights,
+                   normalize=normalize, clip_range=cfg.reward.clip_range, gamma=cfg.agent.gamma)
+
+
+def build_env(cfg: Config, evaluation: bool = False, env_index: int = 0) -> gym.Env:
+    """One training (or evaluation) env, built here."""
+    return env_maker(cfg, evaluation, env_index)()
+
+
+def build_envs(cfg: Config) -> ParallelEnvs:
+    """``env.num_envs`` paired training and evaluation envs (``env.vector``: a process each, or all in this one)."""
+    indices = range(cfg.env.num_envs)
+    return ParallelEnvs.make([env_maker(cfg, False, i) for i in indices], [env_maker(cfg, True, i) for i in indices],
+                             cfg.env.vector)
 
 
 def build_agent(
@@ -120,6 +129,7 @@ def build_replay(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, devic
     return FrameReplay(
         capacity=cfg.agent.buffer_size, frame_shape=tuple(obs_shape[1:]), frame_stack=obs_shape[0],
         action_dim=action_dim, batch_size=cfg.agent.batch_size, device=device, seed=cfg.seed,
+        streams=cfg.env.num_envs,  # one frame stream per env
     )
 
 
@@ -137,8 +147,10 @@ def build_logger(
 
 
 def build_schedule(cfg: Config) -> Schedule:
+    # an exact fraction: 0.1 updates per step must give one update every 10 steps, not drift with float rounding
+    utd = Fraction(cfg.agent.utd_ratio).limit_denominator(1_000_000)
     return Schedule(
-        total_steps=cfg.total_steps, start_steps=cfg.agent.start_steps, train_freq=cfg.agent.train_freq,
-        log_every=cfg.logger.log_every, eval_every=cfg.eval.every, eval_episodes=cfg.eval.episodes,
-        checkpoint_every=cfg.checkpoint.every,
+        total_steps=cfg.total_steps, start_steps=cfg.agent.start_steps, log_every=cfg.logger.log_every,
+        eval_every=cfg.eval.every, eval_episodes=cfg.eval.episodes, checkpoint_every=cfg.checkpoint.every,
+        updates_per_step=utd / cfg.agent.train_freq, every_update=cfg.logger.every_update,
     )

@@ -26,6 +26,8 @@ class EnvConfig:
     image_size: int = 84
     action_repeat: int = 1
     max_episode_steps: int = 1000
+    num_envs: int = 1
+    vector: str = "async"
 
 
 @dataclass
@@ -85,6 +87,7 @@ class AgentConfig:
     exploration_noise: float = 0.1
     start_steps: int = 10_000
     train_freq: int = 1
+    utd_ratio: float = 1.0
     hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
     actor_head: str = "tanh"
     preactivation_penalty: float = 0.0
@@ -147,6 +150,7 @@ class WandbConfig:
 @dataclass
 class LoggerConfig:
     log_every: int = 250
+    every_update: bool = False
     progress_bar: bool = True
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
@@ -236,6 +240,7 @@ OPTIMIZERS = ("adam", "sgd")
 LAYOUTS = ("separate", "shared_detached")
 NORMALIZE = ("none", "clip", "running")
 WANDB_MODES = ("online", "offline", "disabled")
+VECTORS = ("async", "sync")
 
 
 def _positive(value: float, key: str, hint: str = "") -> None:
@@ -251,12 +256,19 @@ def _one_of(value: str, key: str, choices: tuple[str, ...]) -> None:
 def validate(cfg: Config) -> None:
     """Raise ConfigError naming the first bad value and how to fix it."""
     _one_of(cfg.env.name, "env.name", ENVS)
-    for key in ("frame_stack", "image_size", "action_repeat", "max_episode_steps"):
+    for key in ("frame_stack", "image_size", "action_repeat", "max_episode_steps", "num_envs"):
         _positive(getattr(cfg.env, key), f"env.{key}")
+    _one_of(cfg.env.vector, "env.vector", VECTORS)
+    if cfg.total_steps % cfg.env.num_envs:
+        raise ConfigError(f"total_steps ({cfg.total_steps}) must be a multiple of env.num_envs ({cfg.env.num_envs}): "
+                          "each vector step collects one agent step per env")
     _validate_carla(cfg.env)
     a = cfg.agent
-    for key in ("batch_size", "buffer_size", "policy_delay", "train_freq"):
+    for key in ("batch_size", "buffer_size", "policy_delay", "train_freq", "utd_ratio"):
         _positive(getattr(a, key), f"agent.{key}")
+    if a.buffer_size // cfg.env.num_envs <= cfg.env.frame_stack:
+        raise ConfigError(f"agent.buffer_size ({a.buffer_size}) split over env.num_envs ({cfg.env.num_envs}) cannot "
+                          "hold a frame stack per env; raise the buffer")
     if a.batch_size > a.buffer_size:
         raise ConfigError(
             f"agent.batch_size ({a.batch_size}) is larger than agent.buffer_size ({a.buffer_size}); "

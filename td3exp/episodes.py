@@ -1,12 +1,12 @@
-"""Per-episode bookkeeping: returns and reward components for the logs, and the tape (reset seed + actions) that lets
-a resumed run rebuild the episode in progress, since a simulator's internal state cannot be saved."""
+"""Per-episode bookkeeping of each parallel env: returns and reward components for the logs, and the tape (reset seed
++ actions) that lets a resumed run rebuild the episode in progress, since a simulator's internal state cannot be
+saved (``PairedEnv.replay_tape`` replays it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from td3exp.rewards import COMPONENTS
@@ -36,29 +36,23 @@ class EpisodeStats:
 
 
 class EpisodeTape:
-    """Reset seed and actions of the episode in progress.  Every reset draws its seed from the run's own generator,
-    so the sequence of tracks is fixed by the run seed and the episode can be replayed from its tape."""
+    """Reset seed and actions of one env's episode in progress.  Every reset draws its seed from the env's own
+    generator (env 0: the run seed; env i: the run seed and i), so the sequence of tracks of each env is fixed by the
+    run seed and its episode in progress can be replayed from its tape."""
 
-    def __init__(self, seed: int) -> None:
-        self.seeds = np.random.default_rng(seed)
+    def __init__(self, seed: int, env_index: int = 0) -> None:
+        self.seeds = np.random.default_rng(seed if env_index == 0 else [seed, env_index])
         self.seed = 0
         self.actions: list[np.ndarray] = []
 
-    def reset(self, env: gym.Env) -> Any:
+    def begin(self) -> int:
+        """A new episode: its reset seed."""
         self.seed = int(self.seeds.integers(2**31 - 1))
         self.actions = []
-        obs, _ = env.reset(seed=self.seed)
-        return obs
+        return self.seed
 
     def record(self, action: np.ndarray) -> None:
         self.actions.append(action)
-
-    def replay(self, env: gym.Env) -> Any:
-        """Reset to this episode's seed and re-apply its actions; returns the observation after the last one."""
-        obs, _ = env.reset(seed=self.seed)
-        for action in self.actions:
-            obs, *_ = env.step(action)
-        return obs
 
     def state_dict(self) -> dict[str, Any]:
         actions = np.stack(self.actions) if self.actions else np.zeros((0, 0), dtype=np.float32)

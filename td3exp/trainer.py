@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -15,39 +14,30 @@ from tqdm import tqdm
 
 from td3exp.agent import TD3Agent
 from td3exp.envs.carla.errors import SimulatorUnavailable
-from td3exp.envs.wrappers import load_reward_normalizer_state, reward_normalizer_state
+from td3exp.envs.vector import UNAVAILABLE, ParallelEnvs
 from td3exp.episodes import EpisodeStats, EpisodeTape
+from td3exp.evaluation import Evaluation
 from td3exp.loggers import Logger
+from td3exp.metric_window import MetricWindow
 from td3exp.replay import FrameReplay
+from td3exp.schedule import Schedule, fires
 from td3exp.signals import Interrupted, StopSignals
-
-
-@dataclass(frozen=True)
-class Schedule:
-    total_steps: int
-    start_steps: int
-    train_freq: int
-    log_every: int
-    eval_every: int
-    eval_episodes: int
-    checkpoint_every: int = 0  # 0: no periodic checkpoints (one is still written at the end and on a stop signal)
-
-
-class _StopDuringEvaluation(Exception):
-    pass
 
 
 class Trainer:
     """Runs one training job and returns the final evaluation return (mean native episode return).
 
-    Each agent step is a collect part (act, update, env step, store) and a tail (evaluate, log, checkpoint).  A
-    checkpoint is taken after a complete step, or - when a stop signal arrives during an evaluation - before that
-    step's tail, which the resumed run then runs again (evaluation is deterministic).
+    Each vector step is a collect part (act, step the envs asynchronously, run the updates due meanwhile, collect
+    and store the N transitions) and a tail (evaluate, log, checkpoint).  A checkpoint is taken after a complete
+    vector step, or - when a stop signal arrives during an evaluation - before that step's tail, which the resumed
+    run then runs again (evaluation is deterministic).
+
+    ``env``: the parallel envs (``ParallelEnvs``), or one training env with its evaluation env in ``eval_env``.
     """
 
     def __init__(
-        self, env: gym.Env, eval_env: gym.Env, agent: TD3Agent, replay: FrameReplay, logger: Logger,
-        schedule: Schedule, seed: int, show_progress: bool = True,
+        self, env: ParallelEnvs | gym.Env, eval_env: gym.Env | None, agent: TD3Agent, replay: FrameReplay,
+        logger: Logger, schedule: Schedule, seed: int, show_progress: bool = True,
         on_evaluation: Callable[[int, float], None] | None = None,
         on_log: Callable[[int, dict[str, float]], None] | None = None,
         checkpoint: Callable[[int], str | None] | None = None, stop: StopSignals | None = None,
@@ -56,14 +46,21 @@ class Trainer:
         every metric flush with the latest value of each flushed tag (e.g. to report to a sweep trial, which may stop
         the run by raising). ``checkpoint(step)`` writes the run's checkpoint and returns its path; ``stop`` says
         when a stop signal arrived."""
-        self.env, self.eval_env, self.agent, self.replay, self.logger = env, eval_env, agent, replay, logger
+        if not isinstance(env, ParallelEnvs):
+            assert eval_env is not None, "a single training env needs its evaluation env"
+            env = ParallelEnvs.of(env, eval_env)
+        self.envs, self.agent, self.replay, self.logger = env, agent, replay, logger
+        self.n = env.num_envs
         self.s, self.seed, self.show_progress = schedule, seed, show_progress
         self.on_evaluation, self.on_log, self.checkpoint, self.stop = on_evaluation, on_log, checkpoint, stop
+        # with N envs learning waits until the replay surely holds a batch when a vector step's updates run
+        self.learning_starts = max(schedule.start_steps, replay.batch_size + self.n - 1)
         self.step = 0
         self.tail_pending = False
-        self.tape = EpisodeTape(seed)
-        self.episode = EpisodeStats()
-        self.obs: Any = None
+        self.tapes = [EpisodeTape(seed, i) for i in range(self.n)]
+        self.episodes = [EpisodeStats() for _ in range(self.n)]
+        self.obs: np.ndarray | None = None
+        self.window = MetricWindow()
         self.last_return = float("nan")
         self.final_eval_return = float("nan")
         self.wall_time = self.steps_per_second = float("nan")
@@ -75,82 +72,121 @@ class Trainer:
     def num_updates(self) -> int:
         return self.agent.num_updates
 
+    def updates_after(self, steps: int) -> int:
+        """Updates the run has made once ``steps`` agent steps are collected."""
+        return self.s.updates_after(steps, self.learning_starts)
+
     def run(self) -> float:
         s = self.s
         started, first_step = time.perf_counter(), self.step
         if self.obs is None:
-            self._begin_episode()
+            shape = self.envs.single_observation_space.shape
+            assert shape is not None
+            self.obs = np.zeros((self.n, *shape), dtype=self.envs.single_observation_space.dtype)
+            self._begin_episodes(list(range(self.n)))
         self._bar = tqdm(total=s.total_steps, initial=self.step, unit="step", disable=not self.show_progress,
                          mininterval=1.0)
         self._window = (time.perf_counter(), self.num_updates)
         if self.tail_pending:  # resumed from a checkpoint taken during this step's evaluation
             self._tail(self.step)
         while self.step < s.total_steps:
-            self.step += 1
-            self._collect(self.step)
+            self._collect()
             self.tail_pending = True
             self._tail(self.step)
-            self._bar.update(1)
+            self._bar.update(self.n)
         self._bar.close()
         self.wall_time = time.perf_counter() - started
         self.steps_per_second = (self.step - first_step) / max(self.wall_time, 1e-9)
         return self.final_eval_return
 
-    def _begin_episode(self) -> None:
-        self.obs = self.tape.reset(self.env)
-        self.replay.start_episode(self.obs[-1])
-        self.episode = EpisodeStats()
+    def _begin_episodes(self, envs: list[int]) -> None:
+        """Reset these envs with the next seeds of their tapes; store each first frame in its replay stream."""
+        assert self.obs is not None
+        mask = np.zeros(self.n, dtype=bool)
+        mask[envs] = True
+        seeds = [self.tapes[i].begin() if mask[i] else None for i in range(self.n)]
+        obs, infos = self.envs.reset(seeds, mask)
+        self._raise_if_unavailable(infos)
+        for i in envs:
+            self.obs[i] = obs[i]
+            self.replay.start_episode(obs[i, -1], stream=i)
+            self.episodes[i] = EpisodeStats()
 
-    def _collect(self, step: int) -> None:
-        s = self.s
-        action = self.agent.act(self.obs, step - 1)
-        # queue the update before stepping the env: on a GPU the two overlap (nothing here waits on the device)
-        if step > s.start_steps and step % s.train_freq == 0 and len(self.replay) >= self.replay.batch_size:
-            metrics = self.agent.update(self.replay.sample(), step)
-            self.logger.record(step, metrics)
+    def _collect(self) -> None:
+        """One vector step: N agent steps, and the updates due over them while the envs step."""
+        assert self.obs is not None
+        base = self.step
+        actions = np.stack([self.agent.act(self.obs[i], base + i) for i in range(self.n)])
+        self.envs.step_async(actions)
+        self._learn(base)  # on CPU the env processes run meanwhile; on a GPU nothing here waits on the device
+        next_obs, rewards, terminated, truncated, infos = self.envs.step_wait()
+        if self._unavailable(infos):  # an env gave up reconnecting: keep what was learned so far
+            self._save(base)  # these N steps never reached the replay (their updates stay in the checkpoint)
+            self._raise_if_unavailable(infos)
+        self.step = base + self.n
+        finished = []
+        for i, info in enumerate(infos):
+            step = base + i + 1  # each env's transition has its own agent step
+            if info.get("simulator_lost"):  # the env reconnected: drop the broken transition and start over
+                self.logger.record(step, {"env/reconnects": float(info["reconnects"])})
+                finished.append(i)
+                continue
+            self.tapes[i].record(actions[i])
+            self.replay.add(next_obs[i, -1], actions[i], float(rewards[i]), bool(terminated[i]), stream=i)
+            self.episodes[i].add(info)
+            if terminated[i] or truncated[i]:
+                self.logger.record(step, self.episodes[i].metrics())
+                self.last_return = self.episodes[i].weighted_return
+                finished.append(i)
+            else:
+                self.obs[i] = next_obs[i]
+        if finished:
+            self._begin_episodes(finished)
+
+    def _learn(self, base: int) -> None:
+        """The updates due for agent steps base+1 .. base+N, each logged (per update) at one of those steps."""
+        due = self.updates_after(base + self.n) - self.updates_after(base)
+        for j in range(due):
+            metrics = self.agent.update(self.replay.sample(), base + 1 + j * self.n // due)
+            if self.s.every_update:
+                self.logger.record(base + 1 + j * self.n // due, metrics)
+            else:
+                self.window.add(metrics)
             if "loss/actor" in metrics:
                 self._actor_cnn_grad_sum = self._actor_cnn_grad_sum + metrics["grad/actor_cnn"]
                 self._actor_updates += 1
-        try:
-            next_obs, reward, terminated, truncated, info = self.env.step(action)
-        except SimulatorUnavailable:  # the env gave up reconnecting: keep what was learned so far
-            self.step -= 1  # this step never reached the env (its update stays in the checkpoint)
-            self._save(self.step)
-            raise
-        if info.get("simulator_lost"):  # the env reconnected: drop the broken transition and start over
-            self.logger.record(step, {"env/reconnects": float(info["reconnects"])})
-            self._begin_episode()
-            return
-        self.tape.record(action)
-        self.replay.add(next_obs[-1], action, float(reward), terminated)
-        self.episode.add(info)
-        if terminated or truncated:
-            self.logger.record(step, self.episode.metrics())
-            self.last_return = self.episode.weighted_return
-            self._begin_episode()
-        else:
-            self.obs = next_obs
+
+    @staticmethod
+    def _unavailable(infos: list[dict[str, Any]]) -> str | None:
+        return next((info[UNAVAILABLE] for info in infos if UNAVAILABLE in info), None)
+
+    def _raise_if_unavailable(self, infos: list[dict[str, Any]]) -> None:
+        message = self._unavailable(infos)
+        if message is not None:
+            raise SimulatorUnavailable(message)
 
     def _tail(self, step: int) -> None:
-        s = self.s
+        s, before = self.s, step - self.n
         try:
             if step == s.total_steps:
                 self.final_eval_return = self.evaluate(step)
-            elif step % s.eval_every == 0:
+            elif fires(s.eval_every, before, step):
                 self.evaluate(step)
-        except _StopDuringEvaluation:
+        except Evaluation.Stopped:
             self._stop(step)
-        if step % s.log_every == 0 or step == s.total_steps:
+        if fires(s.log_every, before, step) or step == s.total_steps:
             self._log(step)
         self.tail_pending = False
         saved = False
-        if step == s.total_steps or (s.checkpoint_every and step % s.checkpoint_every == 0):
+        if step == s.total_steps or fires(s.checkpoint_every, before, step):
             self._save(step)
             saved = True
         if self._stop_requested():
             self._stop(step, already_saved=saved)
 
     def _log(self, step: int) -> None:
+        if self.window.updates:
+            self.logger.record(step, self.window.flush())
         latest = self.logger.flush()
         for message in self.agent.monitor.report(step):
             tqdm.write(message)
@@ -184,24 +220,15 @@ class Trainer:
         raise Interrupted(self.stop.name, step, self.last_checkpoint)
 
     def evaluate(self, step: int) -> float:
-        """Deterministic actor, native env reward; logs eval/return and eval/length."""
+        """Deterministic actor, native env reward, episodes spread over the parallel envs; logs eval/return and
+        eval/length."""
         if self.s.eval_episodes == 0:
             return float("nan")
-        returns, lengths = [], []
-        for episode in range(self.s.eval_episodes):
-            # evaluation episodes are the same tracks at every evaluation: returns stay comparable over time
-            obs, _ = self.eval_env.reset(seed=self.seed + 10_000 + episode)
-            done, total, length = False, 0.0, 0
-            while not done:
-                if self._stop_requested():
-                    raise _StopDuringEvaluation
-                action = self.agent.act(obs, step, eval_mode=True)
-                obs, _, terminated, truncated, info = self.eval_env.step(action)
-                total += info["native_reward"]
-                length += 1
-                done = terminated or truncated
-            returns.append(total)
-            lengths.append(length)
+        # the same tracks at every evaluation: returns stay comparable over time
+        seeds = [self.seed + 10_000 + episode for episode in range(self.s.eval_episodes)]
+        evaluation = Evaluation(self.envs, lambda obs: self.agent.act(obs, step, eval_mode=True),
+                                self._stop_requested, note=tqdm.write)
+        returns, lengths = evaluation.run(seeds)
         mean_return = float(np.mean(returns))
         self.logger.record(step, {"eval/return": mean_return, "eval/length": float(np.mean(lengths))})
         if self.on_evaluation is not None:
@@ -215,23 +242,32 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "step": self.step, "tail_pending": self.tail_pending, "tape": self.tape.state_dict(),
-            "episode": dataclasses.asdict(self.episode), "last_return": self.last_return,
+            "step": self.step, "tail_pending": self.tail_pending, "tapes": [t.state_dict() for t in self.tapes],
+            "episodes": [dataclasses.asdict(e) for e in self.episodes], "last_return": self.last_return,
             "final_eval_return": self.final_eval_return, "actor_cnn_grad_sum": self._actor_cnn_grad_sum,
-            "actor_updates": self._actor_updates, "reward_normalizer": reward_normalizer_state(self.env),
+            "actor_updates": self._actor_updates, "reward_normalizers": self.envs.reward_normalizers(),
+            "window": self.window.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> str | None:
-        """Continue from ``state``: rebuild the episode in progress by replaying its tape. Returns a warning when the
-        env did not come back to the same observation (a non-deterministic simulator): a new episode starts then."""
+        """Continue from ``state``: rebuild each env's episode in progress by replaying its tape. Returns a warning
+        when an env did not come back to the same observation (a non-deterministic simulator): that env starts a
+        new episode then."""
         self.step, self.tail_pending = state["step"], state["tail_pending"]
         self.last_return, self.final_eval_return = state["last_return"], state["final_eval_return"]
         self._actor_cnn_grad_sum, self._actor_updates = state["actor_cnn_grad_sum"], state["actor_updates"]
-        self.tape.load_state_dict(state["tape"])
-        self.episode = EpisodeStats(**state["episode"])
-        self.obs = self.tape.replay(self.env)
-        load_reward_normalizer_state(self.env, state["reward_normalizer"])  # the replay stepped it again
-        if self.replay.frames_written and np.array_equal(self.obs[-1], self.replay.newest_frame()):
+        if isinstance(self._actor_cnn_grad_sum, torch.Tensor):
+            self._actor_cnn_grad_sum = self._actor_cnn_grad_sum.to(self.agent.device)
+        self.window.load_state_dict(state["window"], self.agent.device)
+        for tape, tape_state in zip(self.tapes, state["tapes"], strict=True):
+            tape.load_state_dict(tape_state)
+        self.episodes = [EpisodeStats(**episode) for episode in state["episodes"]]
+        self.obs = self.envs.replay([(tape.seed, tape.actions) for tape in self.tapes])
+        self.envs.load_reward_normalizers(state["reward_normalizers"])  # the replay stepped them again
+        diverged = [i for i in range(self.n) if not (self.replay.frames_written[i]
+                                                     and np.array_equal(self.obs[i, -1], self.replay.newest_frame(i)))]
+        if not diverged:
             return None
-        self._begin_episode()
-        return "the env did not replay the episode in progress to the same frame; it starts a new episode"
+        self._begin_episodes(diverged)
+        return (f"env(s) {', '.join(map(str, diverged))} did not replay the episode in progress to the same frame; "
+                "they start a new episode")

@@ -7,19 +7,21 @@ from pathlib import Path
 
 import torch
 
-from td3exp.metrics import CONTRACT
+from td3exp.metrics import CONTRACT, WINDOW_CONTRACT
 
 from .conftest import TINY, read_scalars, run_td3exp
 
 
 def test_tiny_run_writes_every_contract_tag(tiny_run: Path) -> None:
     scalars = read_scalars(tiny_run)
-    missing = sorted(set(CONTRACT) - set(scalars))
+    missing = sorted((set(CONTRACT) | set(WINDOW_CONTRACT)) - set(scalars))
     assert not missing, f"tags missing from the event files: {missing}"
-    # one value per update for update metrics: 80 updates between step 41 and 120
-    assert len(scalars["loss/critic"]) == 80 and len(scalars["loss/actor"]) == 40
-    assert scalars["loss/critic"][0][0] == 41
+    # one point per logging window (log_every 30) once learning started: 80 updates between step 41 and 120
+    assert [step for step, _ in scalars["loss/critic"]] == [60, 90, 120]
+    assert scalars["window/updates"] == [(60, 20.0), (90, 30.0), (120, 30.0)]
+    assert [v for _, v in scalars["window/actor_updates"]] == [10.0, 15.0, 15.0]
     assert all(v >= 0 for _, v in scalars["grad/actor_cnn"])
+    assert all(peak >= abs(mean) for (_, mean), (_, peak) in zip(scalars["q/q1"], scalars["q_max/q1"], strict=True))
     assert len(scalars["episode/length"]) == 2 and scalars["episode/length"][0][1] == 50.0
 
 
