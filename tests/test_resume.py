@@ -24,9 +24,13 @@ RESUMABLE = [
 ]
 
 
-def start(run_dir: Path) -> subprocess.Popen:
+# two env processes: each env replays its own episode tape on resume (small networks keep it quick)
+TWO_ENVS = [*RESUMABLE, "env.num_envs=2", "env.vector=async", "encoder.features_dim=64", "agent.hidden_dims=[32,32]"]
+
+
+def start(run_dir: Path, args: list[str] = RESUMABLE) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SDL_VIDEODRIVER": "dummy"}
-    return subprocess.Popen([sys.executable, "-m", "td3exp", *RESUMABLE, f"hydra.run.dir={run_dir}"],
+    return subprocess.Popen([sys.executable, "-m", "td3exp", *args, f"hydra.run.dir={run_dir}"],
                             cwd=run_dir.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -39,17 +43,45 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     return run_dir, time.perf_counter() - started
 
 
+@pytest.fixture(scope="module")
+def reference_two_envs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    run_dir = tmp_path_factory.mktemp("reference_two_envs") / "run"
+    started = time.perf_counter()
+    result = run_td3exp([*TWO_ENVS, f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, time.perf_counter() - started
+
+
 def test_killed_and_resumed_run_logs_the_same_metrics_bit_for_bit(reference, tmp_path: Path) -> None:
-    reference_dir, duration = reference
-    run_dir = tmp_path / "run"
+    kill_resume_and_compare(*reference, tmp_path / "run", RESUMABLE)
+
+
+def test_killed_and_resumed_run_with_two_env_processes_logs_the_same_metrics_bit_for_bit(
+    reference_two_envs, tmp_path: Path
+) -> None:
+    kill_resume_and_compare(*reference_two_envs, tmp_path / "run", TWO_ENVS)
+
+
+def newest_checkpoint(run_dir: Path) -> str:
+    """The newest checkpoint's name ("" before the first; names sort by step)."""
+    return max((p.name for p in (run_dir / "checkpoints").glob("step_*")), default="")
+
+
+def kill_resume_and_compare(reference_dir: Path, duration: float, run_dir: Path, args: list[str]) -> None:
     rng = random.Random(os.getpid())
-    # stop at random moments, not only at checkpoint steps: a SIGTERM (checkpoint and exit 5), then SIGKILLs
+    # stop at random moments after each session wrote a new checkpoint (so every resume has something to resume
+    # from), not only at checkpoint steps: a SIGTERM (checkpoint and exit 5), then SIGKILLs
+    resumed = 0
     for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGKILL):
-        process = start(run_dir)
-        time.sleep(rng.uniform(0.35, 0.8) * duration)
+        before = newest_checkpoint(run_dir)
+        process = start(run_dir, args)
+        while process.poll() is None and newest_checkpoint(run_dir) <= before:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.3) * duration)
         process.send_signal(sig)
         sent = time.perf_counter()
         out, err = process.communicate(timeout=120)
+        resumed += "resumed from" in err
         if process.returncode == 0:
             break  # it finished before the signal: nothing left to interrupt
         if sig == signal.SIGTERM:
@@ -59,9 +91,10 @@ def test_killed_and_resumed_run_logs_the_same_metrics_bit_for_bit(reference, tmp
             assert "stopped by SIGTERM" in last and "run the same command to resume" in last
         else:
             assert process.returncode == -signal.SIGKILL
-    process = start(run_dir)
+    process = start(run_dir, args)
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
+    assert resumed + ("resumed from" in err) >= 2, "the kills came too late to test a resume"
 
     expected, got = read_scalars(reference_dir), read_scalars(run_dir)
     assert expected.keys() == got.keys()
