@@ -1,7 +1,8 @@
 # make train  - set up .venv (first run only) and train with the default config (ARGS="..." adds overrides)
 # make test   - set up .venv and run the test suite
 # make lint   - ruff + mypy
-# make bench  - update throughput vs Stable-Baselines3 and the bare-math limit, replay memory (ARGS="--quick" etc.)
+# make bench  - update throughput vs Stable-Baselines3 and the bare-math limit, replay memory, training throughput
+#               of the real loop with 1 and N envs (ARGS="--quick" etc.)
 PY := .venv/bin/python
 ARGS ?=
 export SDL_VIDEODRIVER ?= dummy
@@ -32,6 +33,7 @@ lint: setup
 bench: setup
 	$(PY) -m benchmarks.update_throughput $(ARGS)
 	$(PY) -m benchmarks.replay_memory $(ARGS)
+	$(PY) -m benchmarks.train_throughput $(ARGS)
 
 clean:
 	rm -rf .venv outputs multirun .pytest_cache .mypy_cache .ruff_cache
