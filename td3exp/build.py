@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from td3exp.agent import TD3Agent
@@ -61,9 +62,11 @@ def build_env(cfg: Config, evaluation: bool = False, env_index: int = 0) -> gym.
 
 def build_envs(cfg: Config) -> ParallelEnvs:
     """``env.num_envs`` paired training and evaluation envs (``env.vector``: a process each, or all in this one)."""
-    indices = range(cfg.env.num_envs)
+    indices, e = range(cfg.env.num_envs), cfg.env
+    spaces = (gym.spaces.Box(0, 255, (e.frame_stack, e.image_size, e.image_size), np.uint8),
+              gym.spaces.Box(-1.0, 1.0, (2,), np.float32))  # uint8 frame stacks, [steer, throttle_brake]
     return ParallelEnvs.make([env_maker(cfg, False, i) for i in indices], [env_maker(cfg, True, i) for i in indices],
-                             cfg.env.vector)
+                             e.vector, spaces)
 
 
 def build_agent(

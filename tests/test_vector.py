@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 from td3exp import build
 from td3exp.config import Config
 from td3exp.envs import make_car_racing
-from td3exp.envs.vector import ParallelEnvs
+from td3exp.envs.carla.errors import SimulatorUnavailable
+from td3exp.envs.vector import UNAVAILABLE, ParallelEnvs
 from td3exp.episodes import EpisodeTape
 from td3exp.evaluation import Evaluation
 from td3exp.loggers import Logger
@@ -221,3 +222,19 @@ def test_the_update_to_data_ratio_is_exact(overrides: list[str], steps: int, upd
     schedule = build.build_schedule(cfg)
     assert schedule.updates_after(1000 + steps, learning_starts=1000) == updates
     assert schedule.updates_after(999, learning_starts=1000) == 0
+
+
+def no_server() -> gym.Env:
+    """STAND-IN for env=carla's factory when the server of an env index does not answer (no CARLA server here)."""
+    raise SimulatorUnavailable("no CARLA server answered at 127.0.0.1:2003 within 10 s (env.timeout)")
+
+
+def test_an_env_process_whose_simulator_does_not_answer_reports_it_in_one_line() -> None:
+    make = car_racing(20)
+    spaces = (gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Box(-1.0, 1.0, (2,), np.float32))
+    envs = ParallelEnvs.make([make, no_server], [make, no_server], "async", spaces)
+    try:
+        _, infos = envs.reset([1, 2], np.ones(2, dtype=bool))
+        assert UNAVAILABLE not in infos[0] and infos[1][UNAVAILABLE].startswith("no CARLA server answered at")
+    finally:
+        envs.close()

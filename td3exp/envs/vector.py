@@ -39,13 +39,23 @@ class PairedEnv(gym.Env):
     env that has no episode left: it then returns a blank observation until the next reset, and costs nothing.
     """
 
-    def __init__(self, make_train: MakeEnv, make_eval: MakeEnv, main_pid: int | None = None) -> None:
-        if main_pid is not None and os.getpid() != main_pid:
-            # a worker process: stop signals (Ctrl-C, SLURM's) are the main process's to handle; it checkpoints
-            # through its workers and then closes them
+    def __init__(self, make_train: MakeEnv, make_eval: MakeEnv, main_pid: int | None = None,
+                 spaces: tuple[gym.Space, gym.Space] | None = None) -> None:
+        """``main_pid``: the process that builds the vector env (in any other, this is a worker); ``spaces``: the
+        (observation, action) spaces, so that a worker whose simulator does not answer can still start and report
+        it at its first reset, instead of dying with a traceback."""
+        worker = main_pid is not None and os.getpid() != main_pid
+        if worker:
+            # stop signals (Ctrl-C, SLURM's) are the main process's to handle; it checkpoints through its workers
+            # and then closes them
             for stop in STOP_SIGNALS:
                 signal.signal(stop, signal.SIG_IGN)
-        self.train, self.eval = make_train(), make_eval()
+        try:
+            self.train, self.eval = make_train(), make_eval()
+        except SimulatorUnavailable as error:
+            if not worker or spaces is None:
+                raise
+            self.train = self.eval = _NoSimulator(error, *spaces)
         self.observation_space, self.action_space = self.train.observation_space, self.train.action_space
         assert isinstance(self.observation_space, gym.spaces.Box)  # pixels
         self._blank = np.zeros(self.observation_space.shape, dtype=np.uint8)  # what a parked or lost env shows
@@ -108,6 +118,20 @@ class PairedEnv(gym.Env):
         self.eval.close()
 
 
+class _NoSimulator(gym.Env):
+    """Stands in for an env whose simulator did not answer when the worker started: every reset and step raises
+    that error (which ``PairedEnv`` reports in ``info``)."""
+
+    def __init__(self, error: SimulatorUnavailable, observation_space: gym.Space, action_space: gym.Space) -> None:
+        self.error, self.observation_space, self.action_space = error, observation_space, action_space
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        raise self.error
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        raise self.error
+
+
 class ParallelEnvs:
     """``num_envs`` paired envs: ``step_async`` / ``step_wait`` around the update, masked resets with given seeds,
     evaluation mode, tape replay and the reward normalizers for checkpoints.  Per-env ``info`` dicts come back as a
@@ -123,10 +147,12 @@ class ParallelEnvs:
         atexit.register(self.close)
 
     @classmethod
-    def make(cls, make_train: Sequence[MakeEnv], make_eval: Sequence[MakeEnv], vector: str) -> ParallelEnvs:
-        """``vector``: "async" (a process per env, started with spawn: no forked torch or CUDA state) | "sync"."""
+    def make(cls, make_train: Sequence[MakeEnv], make_eval: Sequence[MakeEnv], vector: str,
+             spaces: tuple[gym.Space, gym.Space] | None = None) -> ParallelEnvs:
+        """``vector``: "async" (a process per env, started with spawn: no forked torch or CUDA state) | "sync".
+        ``spaces``: the envs' (observation, action) spaces, see ``PairedEnv``."""
         pid = os.getpid()
-        fns = [partial(PairedEnv, t, e, pid) for t, e in zip(make_train, make_eval, strict=True)]
+        fns = [partial(PairedEnv, t, e, pid, spaces) for t, e in zip(make_train, make_eval, strict=True)]
         if vector == "async":
             return cls(AsyncVectorEnv(fns, context="spawn", autoreset_mode=AutoresetMode.DISABLED))
         return cls(SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED))
