@@ -1,36 +1,82 @@
-"""Every number FINDINGS.md states, recomputed from the result table (run from the repository root):
+"""Every number FINDINGS.md (and the README's calibration table) states, recomputed from a result table (run from the
+repository root, on either committed table):
 
     python experiments/results/findings_numbers.py experiments/results/explosion_ablation/scalars.parquet
+    python experiments/results/findings_numbers.py experiments/results/seed_5k/scalars.parquet
 
-Prints the per-condition table (seed by seed), the extremes FINDINGS quotes, which runs each strict-gate criterion
-flags (the README's calibration table), and Fisher's exact test on GO counts for the comparisons FINDINGS draws.
+Counts each run once (a run bitwise identical to one of the same condition and seed, e.g. the fixes sweep's seed-0
+controls, is the grid's run read twice), then prints the per-condition table (seed by seed), the extremes FINDINGS
+quotes, which runs each criterion of each gate fails (the calibration), how the final returns coincide, and the tests
+on GO counts: Fisher's exact test per condition pair, and for pooled comparisons a seed-level sign test as well
+(runs that share a seed are not independent draws).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binomtest
 
-from td3exp.report.aggregate import group_by_config
+from td3exp.report.aggregate import condition_labels, group_by_config
 from td3exp.report.criteria import evaluate
 from td3exp.report.dataset import read_table
-from td3exp.report.gate import load_gate
+from td3exp.report.gate import GateConfig, load_gate
 from td3exp.report.runs import Run
 from td3exp.report.stats import compare_go_counts
 from td3exp.report.windows import after_warmup, median, weighted_mean, windows
 
+GRID = "explosion_ablation"  # the preset of the actor_head x pixel_scale x clip grid
+
+
+def preset(run: Run) -> str:
+    return next((t.split("=", 1)[1] for t in run.label.split() if t.startswith("experiments=")), "")
+
 
 def cell(run: Run) -> str:
-    """A short name of the run's condition: head, pixels, clip, fixes."""
+    """A short name of the run's condition: head, pixels, clip, fixes (and the preset outside the ablation)."""
     c = run.config
     clip = c["clip"]
     clip_name = "auto" if clip.get("auto_percentile") else ("none" if clip["max_norm"] is None else "norm1")
     fixes = [name for name, on in (("trunk_norm", c["encoder"]["trunk_norm"]),
                                    ("penalty", c["agent"]["preactivation_penalty"] > 0)) if on]
-    return f"{c['agent']['actor_head']}, {c['encoder']['pixel_scale']} px, {clip_name}" + "".join(
+    name = f"{c['agent']['actor_head']}, {c['encoder']['pixel_scale']} px, {clip_name}" + "".join(
         f" + {f}" for f in fixes)
+    return name if preset(run).startswith(GRID) else f"{preset(run)}: {name}"
+
+
+def fingerprint(run: Run) -> str:
+    """A digest of every scalar (tags, steps, values): equal digests are bitwise identical runs."""
+    digest = hashlib.sha256()
+    for tag, series in sorted(run.scalars.items()):
+        digest.update(tag.encode() + np.ascontiguousarray(series.steps).tobytes()
+                      + np.ascontiguousarray(series.values).tobytes())
+    return digest.hexdigest()
+
+
+def distinct_runs(runs: list[Run]) -> list[Run]:
+    """Each run once: a repeat of a condition and seed with bitwise identical scalars is dropped (said so), keeping
+    the run named as most runs of its condition are (the grid's, not the fixes sweep's copy of a control)."""
+    kept: dict[tuple[str, str, str], Run] = {}
+    named = sorted(zip(runs, condition_labels(runs), strict=True), key=lambda pair: pair[0].label != pair[1])
+    for run, label in named:
+        key = (label, str(run.seed), fingerprint(run))
+        if key in kept:
+            print(f"counted once (bitwise identical): {run.label} seed={run.seed} == {kept[key].label}")
+        else:
+            kept[key] = run
+    by_data: dict[str, list[Run]] = {}
+    for run in kept.values():
+        by_data.setdefault(fingerprint(run), []).append(run)
+    for same in (r for r in by_data.values() if len(r) > 1):
+        print(f"bitwise identical runs of different conditions (kept, each is its condition's run): "
+              f"{'; '.join(f'{cell(r)} seed {r.seed}' for r in same)}")
+    print(f"{len(runs)} runs in the table, {len(kept)} distinct\n")
+    return list(kept.values())
 
 
 def signals(run: Run) -> dict[str, float]:
@@ -44,62 +90,161 @@ def signals(run: Run) -> dict[str, float]:
             "critical": float(run.values("alerts/critical")[-1])}  # type: ignore[index]
 
 
+def exploded(run: Run) -> bool:
+    """The actor-CNN gradient norm passed the run's own critical alert level."""
+    critical = run.config["monitor"]["thresholds"]["actor_cnn"]["critical"]
+    return bool(np.max(run.values("grad/actor_cnn")) > critical)  # type: ignore[arg-type]
+
+
+def print_table(groups: dict[str, list[Run]], seed_gate: GateConfig, strict: GateConfig) -> None:
+    print("| condition | seeds | grad/actor_cnn mean / max | actor-loss growth | median saturation | median "
+          "update_ratio/actor_cnn | grad/critic_cnn mean | critical alerts | seed / strict |")
+    for group in groups.values():
+        rows = [(signals(r), evaluate(r, seed_gate), evaluate(r, strict)) for r in group]
+        growth = [next(c.value for c in v.criteria if c.name == "actor_loss_growth") for _, v, _ in rows]
+
+        def col(key: str, fmt: str, rows: list = rows) -> str:
+            return " ; ".join(format(s[key], fmt) for s, _, _ in rows)
+
+        print(f"| {cell(group[0])} | {', '.join(str(r.seed) for r in group)} | "
+              + " ; ".join(f"{s['grad_mean']:.2g}/{s['grad_max']:.2g}" for s, _, _ in rows)
+              + f" | {' ; '.join(growth)} | {col('saturation', '.2f')} | {col('ratio', '.2g')} | "
+              f"{col('critic_cnn_mean', '.2g')} | {col('critical', '.0f')} | "
+              + " ; ".join(f"{a.verdict}/{b.verdict}" for _, a, b in rows) + " |")
+
+
+def print_extremes(runs: list[Run], strict: GateConfig) -> None:
+    grid = [r for r in runs if preset(r) == GRID]
+    tanh = [r for r in grid if r.config["agent"]["actor_head"] == "tanh"]
+    if tanh:
+        print(f"\ntanh grid runs: {len(tanh)}, largest grad/actor_cnn: {max(signals(r)['grad_max'] for r in tanh):.4g}")
+    clipped = [r for r in grid if r.config["agent"]["actor_head"] == "unbounded" and "none" not in cell(r)]
+    for pixels in ("unit", "raw", None) if clipped else ():
+        chosen = [r for r in clipped if pixels is None or r.config["encoder"]["pixel_scale"] == pixels]
+        no_go = sum(evaluate(r, strict).verdict == "NO-GO" for r in chosen)
+        print(f"clipped unbounded grid runs ({pixels or 'all'} px): {no_go} of {len(chosen)} NO-GO (strict)")
+
+
+def print_dead_actors(runs: list[Run], strict: GateConfig) -> None:
+    """How far apart each signal puts the dead actor CNNs and the strict-GO runs, and when a dead one last moved."""
+    verdicts = [evaluate(r, strict) for r in runs]
+    dead = [r for r, v in zip(runs, verdicts, strict=True)
+            if any(c.name == "actor_cnn_alive" and c.status == "FAIL" for c in v.criteria)]
+    live = [r for r, v in zip(runs, verdicts, strict=True) if v.verdict == "GO"]
+    for key in ("grad_mean", "ratio") if dead and live else ():
+        top, bottom = max(signals(r)[key] for r in dead), min(signals(r)[key] for r in live)
+        print(f"actor_cnn {key}: dead runs ({len(dead)}) <= {top:.3g}, strict-GO runs ({len(live)}) >= {bottom:.3g}"
+              + (f": a gap of x{bottom / top:.2f}" if top else ""))
+    for run in (r for r in dead if signals(r)["ratio"] == 0):  # a median of exactly 0: did it ever move?
+        moving = {t: np.flatnonzero(run.scalars[t].values) for t in ("grad/actor_cnn", "update_ratio/actor_cnn")}
+        print(f"  {cell(run)} seed {run.seed}: of {len(run.scalars['update_ratio/actor_cnn'].values)} actor updates, "
+              + ", ".join(f"{t} nonzero in {len(i)}" + (f" (updates {i.min() + 1}-{i.max() + 1})" if len(i) else "")
+                          for t, i in moving.items()))
+
+
+def print_q_peaks(runs: list[Run]) -> None:
+    """The critic's raw-pixel blow-up per seed: runs of one seed that differ only in the actor peak together."""
+    raw = [r for r in runs if r.config["encoder"]["pixel_scale"] == "raw" and not r.config["encoder"]["trunk_norm"]]
+    for seed in sorted({r.seed for r in raw}):
+        peaks = []
+        for run in (r for r in raw if r.seed == seed):
+            q1, q2 = run.scalars["q/q1"], run.scalars["q/q2"]
+            q = np.abs(np.concatenate([q1.values, q2.values]))
+            peaks.append((float(q.max()), int(np.concatenate([q1.steps, q2.steps])[np.argmax(q)])))
+        print(f"max |Q| of the {len(peaks)} raw-pixel runs without trunk norm, seed {seed}: "
+              f"{min(p for p, _ in peaks):.6g} to {max(p for p, _ in peaks):.6g}, "
+              f"at steps {min(s for _, s in peaks)}-{max(s for _, s in peaks)}")
+
+
+def print_calibration(runs: list[Run], gate: GateConfig) -> None:
+    print(f"\n{gate.name} gate: criteria and the runs they fail (of {len(runs)} distinct runs; * the dimension mean "
+          "actor/saturation, for runs without actor/saturation_max):")
+    flagged: dict[str, dict[str, list[str]]] = {}
+    for run in runs:
+        for c in evaluate(run, gate).criteria:
+            if c.status == "FAIL":
+                value = c.value.replace(" (dimension mean; no actor/saturation_max)", "*")
+                flagged.setdefault(c.name, {}).setdefault(cell(run), []).append(f"{run.seed}: {value}")
+    for name, cells in flagged.items():
+        print(f"  {name}: {sum(map(len, cells.values()))} runs: "
+              + "; ".join(f"{k} (seed {', '.join(v)})" for k, v in cells.items()))
+
+
+def print_returns(runs: list[Run]) -> None:
+    """How many runs of a seed share their final evaluation return with another run of that seed."""
+    episodes = " or ".join(map(str, sorted({r.config["eval"]["episodes"] for r in runs})))
+    print(f"\nfinal eval/return (a mean over {episodes} evaluation episodes) shared within a seed:")
+    for seed in sorted({r.seed for r in runs}):
+        for name in ("all", *sorted({preset(r) for r in runs})):
+            chosen = [r for r in runs if r.seed == seed and name in ("all", preset(r))]
+            counts = Counter(float(r.values("eval/return")[-1]) for r in chosen)  # type: ignore[index]
+            print(f"  seed {seed}, {name}: {len(chosen)} runs, {sum(n for n in counts.values() if n > 1)} share a "
+                  f"value, {len(counts)} distinct values")
+
+
+def seed_level(runs_a: list[Run], runs_b: list[Run], outcome: Callable[[Run], bool]) -> str:
+    """Fisher's exact test over runs, and the sign test over seeds: the seed is the independent unit."""
+    fisher = compare_go_counts(sum(map(outcome, runs_a)), len(runs_a), sum(map(outcome, runs_b)), len(runs_b))
+    seeds = sorted({r.seed for r in runs_a} & {r.seed for r in runs_b})
+    diffs = [np.mean([outcome(r) for r in runs_a if r.seed == s]) - np.mean([outcome(r) for r in runs_b if r.seed == s])
+             for s in seeds]
+    nonzero = [d for d in diffs if d != 0]
+    sign = binomtest(sum(d > 0 for d in nonzero), len(nonzero), alternative="greater").pvalue if nonzero else 1.0
+    return (f"pooled over runs {fisher.go_a}/{fisher.n_a} vs {fisher.go_b}/{fisher.n_b}, Fisher p = {fisher.p:.2g} "
+            f"(treats runs as independent); seed level: A ahead in {sum(d > 0 for d in diffs)} of {len(seeds)} seeds, "
+            f"sign test one-sided p = {sign:.3g} (floor with {len(seeds)} seeds: {0.5 ** len(seeds):.3g})")
+
+
+def print_tests(runs: list[Run], strict: GateConfig) -> None:
+    pairs: list[str] = []  # Fisher's exact test per condition pair
+    by_cell: dict[str, list[Run]] = {}
+    for run in runs:
+        by_cell.setdefault(cell(run), []).append(run)
+    go = {name: (sum(evaluate(r, strict).verdict == "GO" for r in rs), len(rs)) for name, rs in by_cell.items()}
+    for a, b in (("tanh, raw px, none + trunk_norm + penalty", "tanh, raw px, none"),
+                 ("tanh, raw px, none + trunk_norm", "tanh, raw px, none"),
+                 ("tanh, raw px, none + trunk_norm + penalty", "tanh, raw px, none + trunk_norm")):
+        if a in go and b in go:
+            pairs.append(f"strict GO, {a} vs {b}: {compare_go_counts(*go[a], *go[b])}")
+    a, b = "unbounded, raw px, none + trunk_norm", "unbounded, raw px, none"
+    if a in by_cell and b in by_cell:
+        n_a, n_b = sum(map(exploded, by_cell[a])), sum(map(exploded, by_cell[b]))
+        p = compare_go_counts(n_a, len(by_cell[a]), n_b, len(by_cell[b])).p
+        pairs.append(f"actor-CNN explosion (max above the critical level), {a} vs {b}: {n_a}/{len(by_cell[a])} vs "
+                     f"{n_b}/{len(by_cell[b])} exploded, Fisher p = {p:.2g}")
+    pooled: list[str] = []  # a modelling choice: the pooled factor is assumed not to matter
+    grid_tanh = [r for r in runs if preset(r) == GRID and r.config["agent"]["actor_head"] == "tanh"]
+    unit = [r for r in grid_tanh if r.config["encoder"]["pixel_scale"] == "unit"]
+    raw = [r for r in grid_tanh if r.config["encoder"]["pixel_scale"] == "raw"]
+    if unit and raw:
+        pooled.append(f"strict GO, tanh unit px (A) vs raw px, pooled over clip: "
+                      f"{seed_level(unit, raw, lambda r: evaluate(r, strict).verdict == 'GO')}")
+    fixes = [r for r in runs if r.config["encoder"]["pixel_scale"] == "raw" and r.config["clip"]["max_norm"] is None
+             and not r.config["clip"].get("auto_percentile")]
+    trunk = [r for r in fixes if r.config["encoder"]["trunk_norm"]]
+    if trunk:
+        plain = [r for r in fixes if not r.config["encoder"]["trunk_norm"]]
+        pooled.append(f"no critical alert, raw px unclipped, trunk norm (A) vs none, pooled over head and penalty: "
+                      f"{seed_level(trunk, plain, lambda r: signals(r)['critical'] == 0)}")
+    for title, lines in (("Fisher's exact test per condition pair (3 against 3 runs cannot reach p < 0.05)", pairs),
+                         ("pooled comparisons (the pooled factor is assumed not to matter)", pooled)):
+        if lines:
+            print(f"\n{title}:\n  " + "\n  ".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("table", type=Path)
-    runs = read_table(parser.parse_args().table)
+    runs = distinct_runs(read_table(parser.parse_args().table))
     seed_gate, strict = load_gate("seed"), load_gate("strict")
-    groups = group_by_config(runs)
-    print("| condition | seeds | grad/actor_cnn mean / max | actor-loss growth | median saturation | median "
-          "update_ratio/actor_cnn | grad/critic_cnn mean | critical alerts | seed / strict |")
-    go_counts: dict[str, tuple[int, int]] = {}
-    for group in groups.values():
-        rows = [(r, signals(r), evaluate(r, seed_gate), evaluate(r, strict)) for r in group]
-        growth = [next(c.value for c in v.criteria if c.name == "actor_loss_growth") for _, _, v, _ in rows]
-        go_counts[cell(group[0])] = (sum(s.verdict == "GO" for *_, s in rows), len(rows))
-
-        def col(key: str, fmt: str, rows: list = rows) -> str:
-            return " ; ".join(format(s[key], fmt) for _, s, _, _ in rows)
-
-        print(f"| {cell(group[0])} | {', '.join(str(r.seed) for r in group)} | "
-              + " ; ".join(f"{s['grad_mean']:.2g}/{s['grad_max']:.2g}" for _, s, _, _ in rows)
-              + f" | {' ; '.join(growth)} | {col('saturation', '.2f')} | {col('ratio', '.2g')} | "
-              f"{col('critic_cnn_mean', '.2g')} | {col('critical', '.0f')} | "
-              + " ; ".join(f"{a.verdict}/{b.verdict}" for _, _, a, b in rows) + " |")
-
-    tanh_grid = [r for r in runs if r.config["agent"]["actor_head"] == "tanh" and "explosion_ablation_fixes"
-                 not in r.label]
-    print(f"\ntanh grid runs: {len(tanh_grid)}, largest grad/actor_cnn: "
-          f"{max(signals(r)['grad_max'] for r in tanh_grid):.4g}")
-    clipped = [r for r in runs if r.config["agent"]["actor_head"] == "unbounded" and "fixes" not in r.label
-               and "none" not in cell(r)]
-    for pixels in ("unit", "raw", None):
-        chosen = [r for r in clipped if pixels is None or r.config["encoder"]["pixel_scale"] == pixels]
-        no_go = sum(evaluate(r, strict).verdict == "NO-GO" for r in chosen)
-        print(f"clipped unbounded runs ({pixels or 'all'} px): {no_go} of {len(chosen)} NO-GO (strict)")
-
-    print("\nstrict criteria and the runs they fail (calibration):")
-    flagged: dict[str, dict[str, list[str]]] = {}
-    for run in runs:
-        for c in evaluate(run, strict).criteria:
-            if c.status == "FAIL":
-                flagged.setdefault(c.name, {}).setdefault(cell(run), []).append(str(run.seed))
-    for name, cells in flagged.items():
-        print(f"  {name}: " + "; ".join(f"{k} (seed {', '.join(v)})" for k, v in cells.items()))
-
-    print("\nFisher's exact test on strict GO counts (pooled cells are a modelling choice, said where used):")
-    pairs = [("tanh, raw px, none + trunk_norm + penalty", "tanh, raw px, none"),
-             ("tanh, raw px, none + trunk_norm", "tanh, raw px, none"),
-             ("tanh, raw px, none + trunk_norm + penalty", "tanh, raw px, none + trunk_norm")]
-    for a, b in pairs:
-        print(f"  {a} vs {b}: {compare_go_counts(*go_counts[a], *go_counts[b])}")
-    pooled = {px: [0, 0] for px in ("unit", "raw")}
-    for name, (go, n) in go_counts.items():
-        if name.startswith("tanh") and "+" not in name:
-            pooled["unit" if "unit px" in name else "raw"][0] += go
-            pooled["unit" if "unit px" in name else "raw"][1] += n
-    print(f"  tanh unit px vs raw px, pooled over the three clip settings: "
-          f"{compare_go_counts(*pooled['unit'], *pooled['raw'])}")
+    print_table(group_by_config(runs), seed_gate, strict)
+    print_extremes(runs, strict)
+    print_dead_actors(runs, strict)
+    print_q_peaks(runs)
+    for gate in (seed_gate, strict):
+        print_calibration(runs, gate)
+    print_returns(runs)
+    print_tests(runs, strict)
 
 
 if __name__ == "__main__":
