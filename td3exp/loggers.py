@@ -29,11 +29,15 @@ class Logger:
         wandb_id: str | None = None, wandb_init_timeout: float | None = None,
     ) -> None:
         """``resume_step``: continue a run from its checkpoint at that step; TensorBoard keeps the same event
-        stream and hides what was logged after the step, W&B continues the run ``wandb_id``.
+        stream and hides what was logged after the step (without it, everything logged before in ``run_dir``), W&B
+        continues the run ``wandb_id``.
         ``wandb_init_timeout``: seconds an online W&B start may take (None: wandb's own setting, the
         ``WANDB_INIT_TIMEOUT`` environment variable or 90 s) before the run goes on offline."""
-        # purge_step: TensorBoard discards events at or after it from the earlier files of this directory
-        purge_step = None if resume_step is None else resume_step + 1
+        # purge_step: TensorBoard discards events at or after it from the earlier files of this directory; a fresh
+        # start where an earlier attempt logged (a re-run sweep job without a checkpoint) hides that attempt
+        purge_step = resume_step + 1 if resume_step is not None else None
+        if resume_step is None and any((run_dir / "tb").glob("events.out.tfevents.*")):
+            purge_step = 0
         self.tensorboard = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=purge_step)
         self.tensorboard.add_custom_scalars(custom_scalars_layout())
         self.wandb_run: Any = None

@@ -9,7 +9,7 @@ from td3exp.config import register_configs
 from td3exp.dashboard.names import MAX_DIR_NAME, condition_name, job_dir, register_resolvers, run_name
 from td3exp.dashboard.panels import sections
 from td3exp.dashboard.wandb_workspace import build_workspace
-from td3exp.metrics import CONTRACT
+from td3exp.metrics import CONTRACT, WINDOW_CONTRACT
 
 from .conftest import REPO
 
@@ -42,10 +42,11 @@ def test_the_sweep_subdir_resolves_to_the_job_directory_name() -> None:
 
 def test_panels_cover_the_metric_contract_once_in_named_sections() -> None:
     drawn = [tag for s in sections() for p in s.panels for tag in p.tags]
-    assert sorted(drawn) == sorted(CONTRACT)  # every tag, once
+    assert sorted(drawn) == sorted([*CONTRACT, *WINDOW_CONTRACT])  # every tag, once
     assert "Other" not in [s.title for s in sections()]  # each tag has a section that says what it is
     grads = next(s for s in sections() if s.title.startswith("Gradient norms"))
-    assert [p.tags for p in grads.panels][1] == ("grad/actor_cnn", "grad_clipped/actor_cnn")
+    assert [p.tags for p in grads.panels][1] == ("grad/actor_cnn", "grad_max/actor_cnn", "grad_clipped/actor_cnn",
+                                                 "grad_clipped_max/actor_cnn")  # window means beside window maxima
 
 
 def test_wandb_workspace_has_the_standard_panels_and_groups_runs_by_condition() -> None:

@@ -14,7 +14,7 @@ from tensorboard.util import tensor_util
 
 from td3exp.dashboard.panels import sections
 from td3exp.loggers import Logger
-from td3exp.metrics import CONTRACT
+from td3exp.metrics import CONTRACT, WINDOW_CONTRACT
 
 from .conftest import read_scalars
 
@@ -38,10 +38,20 @@ def test_resume_purges_what_was_logged_after_the_resume_step(tmp_path: Path) -> 
     assert [value for _, value in series] == [1, 2, 3, 4, 5, 106, 107, 108]
 
 
+def test_a_fresh_start_in_a_run_directory_hides_the_earlier_attempt(tmp_path: Path) -> None:
+    logger = Logger(tmp_path, {})
+    write(logger, range(1, 6))
+    logger.close()
+    again = Logger(tmp_path, {})  # e.g. a re-run sweep job that had no checkpoint yet
+    write(again, range(1, 4), offset=100.0)
+    again.close()
+    assert read_scalars(tmp_path)["loss/critic"] == [(1, 101.0), (2, 102.0), (3, 103.0)]
+
+
 def read_layout(run_dir: Path) -> layout_pb2.Layout:
     accumulator = EventAccumulator(str(run_dir / "tb"), size_guidance={"tensors": 0})
     accumulator.Reload()
-    (event,) = accumulator.Tensors("custom_scalars__config__")
+    event = accumulator.Tensors("custom_scalars__config__")[-1]  # a resumed run wrote it once more
     return layout_pb2.Layout.FromString(tensor_util.make_ndarray(event.tensor_proto).item())
 
 
@@ -50,11 +60,12 @@ def test_every_run_writes_the_standard_custom_scalars_layout(tmp_path: Path) -> 
     layout = read_layout(tmp_path)
     assert [c.title for c in layout.category] == [s.title for s in sections()]
     charts = {chart.title: list(chart.multiline.tag) for c in layout.category for chart in c.chart}
-    assert charts["actor_cnn: grad and grad_clipped"] == ["^grad/actor_cnn$", "^grad_clipped/actor_cnn$"]
+    assert charts["actor_cnn: grad and grad_clipped"][:2] == ["^grad/actor_cnn$", "^grad_max/actor_cnn$"]
     # every contract tag is drawn, each chart regex matches exactly the tag it names (not grad/actor_cnn for actor)
-    matched = [[tag for tag in CONTRACT if re.search(regex, tag)] for regexes in charts.values() for regex in regexes]
-    assert all(len(tags) == 1 for tags in matched)
-    assert {tags[0] for tags in matched} == set(CONTRACT)
+    tags = [*CONTRACT, *WINDOW_CONTRACT]
+    matched = [[tag for tag in tags if re.search(regex, tag)] for regexes in charts.values() for regex in regexes]
+    assert all(len(found) == 1 for found in matched)
+    assert {found[0] for found in matched} == set(tags)
     for needed in ("loss/actor", "loss/critic", "q/q1", "q/q2", "q/target", "alerts/critical", "actor/saturation",
                    "update_ratio/actor_cnn", "reward/progress", "eval/return"):
         assert [needed] in matched

@@ -15,7 +15,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from .conftest import REPO
+from .conftest import REPO, read_scalars
 from .test_optuna_sweeper import TRIAL, sweep
 
 
@@ -88,9 +88,9 @@ def test_a_sigkilled_worker_fails_its_trial_and_the_sweep_goes_on(tmp_path: Path
 
 def test_killing_the_sweeper_and_rerunning_the_command_continues_the_study(tmp_path: Path) -> None:
     db = tmp_path / "optuna.db"
-    args = ("hydra.sweeper.n_trials=2", "clip=choice(none,norm1,norm10,norm40)")
+    args = ("hydra.sweeper.n_trials=2", "clip=choice(none,norm1,norm10,norm40)", "checkpoint.every=10")
     sweeper = start_sweep(tmp_path, db, *args)
-    wait_for(lambda: job_started(tmp_path, 1))
+    wait_for(lambda: any(tmp_path.glob("multirun/*/*/*,trial=1/checkpoints/step_*[0-9]")))
     os.killpg(sweeper.pid, signal.SIGKILL)  # the sweeper and the job it runs in-process die mid-trial
     sweeper.communicate(timeout=60)
     study = optuna.load_study(study_name="test", storage=f"sqlite:///{db}")
@@ -109,3 +109,8 @@ def test_killing_the_sweeper_and_rerunning_the_command_continues_the_study(tmp_p
     assert "retry_of" not in trials[3].user_attrs
     results = yaml.safe_load(next(tmp_path.glob("multirun/*/*/optimization_results.yaml")).read_text())
     assert results["trials"] == {"COMPLETE": 3, "FAIL": 1}
+    # the re-run continued the interrupted job from its checkpoint, in its directory, without duplicate steps
+    assert "td3exp: resumed from" in output and not list(tmp_path.glob("multirun/*/*/*,trial=2"))
+    (job,) = tmp_path.glob("multirun/*/*/*,trial=1")
+    steps = [step for step, _ in read_scalars(job)["loss/critic"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 60

@@ -2,8 +2,9 @@
 
 A sweeper stamps its in-flight trials (user attribute ``sweeper``: host, pid, time) every ``interval`` seconds while
 their jobs run.  A sweeper that starts on the same study later finds trials whose sweeper is gone (same host and its
-process has exited, or no stamp for ``stale_after`` seconds): it marks them FAIL with the reason and re-runs them.
-A trial of another live sweeper (e.g. on another machine sharing a PostgreSQL study) keeps running.
+process has exited, or no stamp for ``stale_after`` seconds): it marks them FAIL with the reason and re-runs each in
+its job's directory (``job_dir``), where the job resumes from its checkpoint.  A trial of another live sweeper (e.g.
+on another machine sharing a PostgreSQL study) keeps running.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 log = logging.getLogger(__name__)
 STAMP = "sweeper"
+JOB_DIR = "job_dir"  # where the trial's job runs: a re-run goes there and resumes from the job's checkpoint
 
 
 def stamp() -> dict[str, object]:
@@ -67,10 +69,14 @@ def recover_left_behind(study: optuna.Study, storage: BaseStorage, stale_after: 
             study.tell(trial.number, state=TrialState.FAIL)
         except (ValueError, RuntimeError):  # another sweeper recovered it first (the trial is finished now)
             continue
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, **_job_dir(trial)})
         log.warning("trial %d was left RUNNING (%s): marked FAIL and queued again", trial.number, reason)
         retried.append(trial.number)
     return retried
+
+
+def _job_dir(trial: FrozenTrial) -> dict[str, str]:
+    return {JOB_DIR: trial.user_attrs[JOB_DIR]} if JOB_DIR in trial.user_attrs else {}
 
 
 class Heartbeat:

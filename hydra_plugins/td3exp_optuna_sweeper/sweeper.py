@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from td3exp.sweep_trial import STORAGE_ENV, make_pruner, open_storage, redact
 
-from .liveness import Heartbeat, recover_left_behind
+from .liveness import JOB_DIR, Heartbeat, recover_left_behind
 from .results import write_results
 from .space import distribution, make_sampler
 
@@ -116,11 +116,16 @@ class OptunaSweeper(Sweeper):
             # sampled values first: they name the job's directory and W&B run (td3exp.dashboard.names)
             overrides = ([f"{k}={v}" for k, v in trial.params.items()] + fixed
                          + [f"trial.study_name={self.study_name}", f"trial.number={trial.number}"])
+            earlier = trial.user_attrs.get(JOB_DIR)  # a re-run: the job resumes from its checkpoint in its directory
+            if earlier:
+                overrides.append(f"hydra.sweep.subdir='{earlier}'")
             try:  # what the launcher would do first: a config that does not compose fails this trial only
-                self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+                job_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
             except Exception as error:
                 failures += not self._fail(study, trial, error)
                 continue
+            if not earlier:
+                trial.set_user_attr(JOB_DIR, job_directory(job_config, self.job_idx + len(batch)))
             runnable.append(trial)
             batch.append(overrides)
         if not batch:
@@ -190,6 +195,13 @@ def hide_storage_url(config: DictConfig) -> None:
 
 def _sets_storage(override: str) -> bool:
     return override.split("=", 1)[0].lstrip("+~") == STORAGE_KEY
+
+
+def job_directory(job_config: DictConfig, num: int) -> str:
+    """The absolute directory the launcher gives this job (it numbers the batch's jobs from ``num``)."""
+    with read_write(job_config.hydra):
+        job_config.hydra.job.num = num
+    return str((Path(job_config.hydra.sweep.dir) / str(job_config.hydra.sweep.subdir)).resolve())
 
 
 def stored(study: optuna.Study, trial: optuna.trial.Trial) -> optuna.trial.FrozenTrial:

@@ -1,12 +1,13 @@
-"""The standard panels for comparing runs, derived from the metric contract (``td3exp.metrics.CONTRACT``): the
-TensorBoard custom-scalars layout and the W&B workspace draw the same sections from here.  A tag added to the
-contract under a new prefix still appears, in "Other", until a section claims it."""
+"""The standard panels for comparing runs, derived from the metric contract (``td3exp.metrics``): the TensorBoard
+custom-scalars layout and the W&B workspace draw the same sections from here.  Each update metric is drawn with its
+window-maximum twin (``grad_max/actor`` beside ``grad/actor``: where a spike inside a logging window shows).  A tag
+added to the contract under a new prefix still appears, in "Other", until a section claims it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from td3exp.metrics import CONTRACT
+from td3exp.metrics import CONTRACT, WINDOW_CONTRACT, is_update_metric, max_twin
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def sections() -> tuple[Section, ...]:
     modules = [tag.removeprefix("grad/") for tag in _tags("grad/")]
     saturation_alerts = _tags("alerts/saturation")
     gradient_alerts = tuple(t for t in _tags("alerts/") if t not in saturation_alerts)
-    named = (
+    named: tuple[Section, ...] = (
         Section("Gradient norms before and after clipping",
                 tuple(Panel(f"{m}: grad and grad_clipped", (f"grad/{m}", f"grad_clipped/{m}")) for m in modules)),
         Section("Actor and critic loss", _each("loss/")),
@@ -46,6 +47,13 @@ def sections() -> tuple[Section, ...]:
         Section("Reward components", _each("reward/")),
         Section("Evaluation and episodes", (*_each("eval/"), *_each("episode/"))),
     )
+    named = tuple(Section(s.title, tuple(Panel(p.title, _with_twins(p.tags)) for p in s.panels)) for s in named)
     claimed = {tag for section in named for panel in section.panels for tag in panel.tags}
-    others = tuple(Panel(tag, (tag,)) for tag in CONTRACT if tag not in claimed)
+    windows = tuple(tag for tag in WINDOW_CONTRACT if tag.startswith("window/"))
+    named += (Section("Logging windows", (Panel("updates per window", windows),)),)
+    others = tuple(Panel(tag, (tag,)) for tag in (*CONTRACT, *WINDOW_CONTRACT) if tag not in claimed | set(windows))
     return named + ((Section("Other", others),) if others else ())
+
+
+def _with_twins(tags: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(t for tag in tags for t in ((tag, max_twin(tag)) if is_update_metric(tag) else (tag,)))
