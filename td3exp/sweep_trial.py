@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from td3exp.monitor import NonFiniteError
@@ -69,8 +69,8 @@ class StabilityRule:
     saturation_critical: float
     warmup_steps: int = 1000
     patience: int = 2
-    _first_update_step: int | None = None
-    _saturated_flushes: int = 0
+    _first_update_step: int | None = field(default=None, init=False)
+    _saturated_flushes: int = field(default=0, init=False)
 
     def verdict(self, step: int, latest: Mapping[str, float]) -> str | None:
         """The reason to stop at this flush, or None."""
