@@ -86,7 +86,7 @@ class Trainer:
             self._begin_episodes(list(range(self.n)))
         self._bar = tqdm(total=s.total_steps, initial=self.step, unit="step", disable=not self.show_progress,
                          mininterval=1.0)
-        self._window = (time.perf_counter(), self.num_updates)
+        self._rate_since = (time.perf_counter(), self.num_updates)
         if self.tail_pending:  # resumed from a checkpoint taken during this step's evaluation
             self._tail(self.step)
         while self.step < s.total_steps:
@@ -192,7 +192,7 @@ class Trainer:
             tqdm.write(message)
         if self.on_log is not None:
             self.on_log(step, latest)
-        started, updates = self._window
+        started, updates = self._rate_since
         elapsed = time.perf_counter() - started
         self._bar.set_postfix(
             upd_s=f"{(self.num_updates - updates) / max(elapsed, 1e-9):.2f}",
@@ -201,7 +201,7 @@ class Trainer:
             crit=int(latest.get("alerts/critical", 0)),
             refresh=False,
         )
-        self._window = (time.perf_counter(), self.num_updates)
+        self._rate_since = (time.perf_counter(), self.num_updates)
 
     def _stop_requested(self) -> bool:
         return self.stop is not None and self.stop.received is not None
