@@ -13,9 +13,11 @@ final frame of a truncated episode for bootstrapping, and every episode in progr
 from __future__ import annotations
 
 import atexit
+import contextlib
+import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, SupportsFloat
 
@@ -154,7 +156,8 @@ class ParallelEnvs:
         pid = os.getpid()
         fns = [partial(PairedEnv, t, e, pid, spaces) for t, e in zip(make_train, make_eval, strict=True)]
         if vector == "async":
-            return cls(AsyncVectorEnv(fns, context="spawn", autoreset_mode=AutoresetMode.DISABLED))
+            with _standard_start_method():
+                return cls(AsyncVectorEnv(fns, context="spawn", autoreset_mode=AutoresetMode.DISABLED))
         return cls(SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED))
 
     @classmethod
@@ -212,6 +215,21 @@ class ParallelEnvs:
 
     def _split(self, infos: dict[str, Any]) -> list[dict[str, Any]]:
         return [_env_info(infos, i) for i in range(self.num_envs)]
+
+
+@contextlib.contextmanager
+def _standard_start_method() -> Iterator[None]:
+    """A spawned process restores its parent's default start method, which must be one it knows: inside a job of
+    hydra/launcher=parallel (a joblib/loky worker) it is "loky", so spawn is made the default while workers start."""
+    previous = multiprocessing.get_start_method(allow_none=True)
+    if previous in (None, "spawn", "fork", "forkserver"):
+        yield
+        return
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
 
 
 def _env_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
