@@ -26,7 +26,8 @@ class FrameReplay:
     """Ring buffers of frames and transitions, one pair per frame stream, indexed by monotonic frame ids.
 
     Each parallel env writes its own stream (``stream=i``), so a stack never mixes frames of two envs; the capacity
-    is split evenly between the streams, and sampling is uniform over the live transitions of all of them.
+    is split evenly between the streams (stream i owns rows i * capacity .. (i + 1) * capacity - 1 of every array),
+    and sampling is uniform over the live transitions of all of them.
     """
 
     def __init__(
@@ -38,13 +39,13 @@ class FrameReplay:
             raise ValueError(f"a replay of {capacity} transitions cannot hold {streams} streams of "
                              f"{frame_stack + 1}-frame stacks; raise its capacity")
         self.streams, self.frame_stack, self.batch_size, self.device = streams, frame_stack, batch_size, device
-        rows = (streams, self.capacity)
-        self.frames = np.zeros((*rows, *frame_shape), dtype=np.uint8)  # lazily backed by the OS
+        rows = streams * self.capacity
+        self.frames = np.zeros((rows, *frame_shape), dtype=np.uint8)  # lazily backed by the OS
         self.next_frame_id = np.zeros(rows, dtype=np.int64)
         self.episode_start_id = np.zeros(rows, dtype=np.int64)
-        self.actions = np.zeros((*rows, action_dim), dtype=np.float32)
-        self.rewards = np.zeros((*rows, 1), dtype=np.float32)
-        self.terminated = np.zeros((*rows, 1), dtype=np.float32)
+        self.actions = np.zeros((rows, action_dim), dtype=np.float32)
+        self.rewards = np.zeros((rows, 1), dtype=np.float32)
+        self.terminated = np.zeros((rows, 1), dtype=np.float32)
         self.frames_written = np.zeros(streams, dtype=np.int64)
         self.transitions_written = np.zeros(streams, dtype=np.int64)
         self.first_live = np.zeros(streams, dtype=np.int64)  # per stream: oldest transition with all frames kept
@@ -64,11 +65,16 @@ class FrameReplay:
 
     _ARRAYS = ("frames", "next_frame_id", "episode_start_id", "actions", "rewards", "terminated")
 
+    def _by_stream(self, name: str) -> np.ndarray:
+        """Array ``name`` as (stream, ring slot, ...): a view."""
+        array = getattr(self, name)
+        return array.reshape(self.streams, self.capacity, *array.shape[1:])
+
     def state_dict(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(small state, the filled part of each array): the arrays are views, for streaming to disk without a copy."""
         filled = {"frames": int(min(self.frames_written.max(), self.capacity))}
         rows = int(min(self.transitions_written.max(), self.capacity))
-        arrays = {name: getattr(self, name)[:, : filled.get(name, rows)] for name in self._ARRAYS}
+        arrays = {name: self._by_stream(name)[:, : filled.get(name, rows)] for name in self._ARRAYS}
         state = {"frames_written": self.frames_written.copy(), "transitions_written": self.transitions_written.copy(),
                  "first_live": self.first_live.copy(), "episode_start": self._episode_start.copy(),
                  "rng": self.rng.bit_generator.state}
@@ -76,7 +82,7 @@ class FrameReplay:
 
     def load_state_dict(self, state: dict, arrays: dict[str, np.ndarray]) -> None:
         for name in self._ARRAYS:
-            source, target = arrays[name], getattr(self, name)
+            source, target = arrays[name], self._by_stream(name)
             if source.shape[0] != target.shape[0] or source.shape[2:] != target.shape[2:] \
                     or source.shape[1] > self.capacity:
                 raise ValueError(f"replay array {name} of shape {source.shape} does not fit this buffer")
@@ -88,12 +94,12 @@ class FrameReplay:
 
     def _write_frame(self, stream: int, frame: np.ndarray) -> int:
         frame_id = int(self.frames_written[stream])
-        self.frames[stream, frame_id % self.capacity] = frame
+        self.frames[stream * self.capacity + frame_id % self.capacity] = frame
         self.frames_written[stream] += 1
         return frame_id
 
     def newest_frame(self, stream: int = 0) -> np.ndarray:
-        return self.frames[stream, (self.frames_written[stream] - 1) % self.capacity]
+        return self.frames[stream * self.capacity + (self.frames_written[stream] - 1) % self.capacity]
 
     def start_episode(self, first_frame: np.ndarray, stream: int = 0) -> None:
         """Store the newest frame of the reset observation."""
@@ -105,16 +111,15 @@ class FrameReplay:
         if self._episode_start[stream] < 0:
             raise RuntimeError("FrameReplay.add() before start_episode(): call start_episode with the reset frame")
         frame_id = self._write_frame(stream, next_frame)
-        i = self.transitions_written[stream] % self.capacity
-        self.next_frame_id[stream, i], self.episode_start_id[stream, i] = frame_id, self._episode_start[stream]
-        self.actions[stream, i], self.rewards[stream, i, 0] = action, reward
-        self.terminated[stream, i, 0] = float(terminated)
+        i = stream * self.capacity + self.transitions_written[stream] % self.capacity
+        self.next_frame_id[i], self.episode_start_id[i] = frame_id, self._episode_start[stream]
+        self.actions[i], self.rewards[i, 0], self.terminated[i, 0] = action, reward, float(terminated)
         self.transitions_written[stream] += 1
         self._advance_first_live(stream)
 
     def _oldest_frame(self, stream: int, j: int) -> int:
-        i = j % self.capacity
-        return max(int(self.episode_start_id[stream, i]), int(self.next_frame_id[stream, i]) - self.frame_stack)
+        i = stream * self.capacity + j % self.capacity
+        return max(int(self.episode_start_id[i]), int(self.next_frame_id[i]) - self.frame_stack)
 
     def _advance_first_live(self, stream: int) -> None:
         oldest_kept_frame = self.frames_written[stream] - self.capacity
@@ -133,12 +138,12 @@ class FrameReplay:
         ends = np.cumsum(live)
         k = self.rng.integers(0, ends[-1], self.batch_size)  # uniform over all live transitions
         s = np.searchsorted(ends, k, side="right")
-        i = (self.first_live[s] + k - (ends[s] - live[s])) % self.capacity
-        ids = np.maximum(self.next_frame_id[s, i, None] + self._offsets, self.episode_start_id[s, i, None])
+        i = s * self.capacity + (self.first_live[s] + k - (ends[s] - live[s])) % self.capacity
+        ids = np.maximum(self.next_frame_id[i, None] + self._offsets, self.episode_start_id[i, None])
         stacks = self._gather(s[:, None] * self.capacity + ids % self.capacity)
 
         def to_device(x: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(x[s, i]).to(self.device, non_blocking=True)
+            return torch.from_numpy(x[i]).to(self.device, non_blocking=True)
 
         return ReplayBatch(
             obs=stacks[:, :-1],
@@ -154,8 +159,7 @@ class FrameReplay:
         k, self._turn = self._turn, (self._turn + 1) % 2 if self._cuda else 0
         if self._copied[k] is not None:
             self._copied[k].synchronize()  # type: ignore[union-attr]
-        flat = self.frames.reshape(-1, *self.frames.shape[2:])  # a view
-        np.take(flat, slots, axis=0, out=self._stacks[k].numpy())
+        np.take(self.frames, slots, axis=0, out=self._stacks[k].numpy())
         if not self._cuda:
             return self._stacks[k]
         stacks = self._stacks[k].to(self.device, non_blocking=True)

@@ -114,8 +114,9 @@ def test_stored_transitions_match_a_single_env_replayed_from_the_same_seeds_and_
         logger.close()
         envs.close()
     for i in range(2):
-        frames, starts = replay.frames[i, : replay.frames_written[i]], replay.episode_start_id[i]
-        actions, terminated = replay.actions[i, : steps // 2], replay.terminated[i, : steps // 2, 0]
+        rows = slice(i * replay.capacity, (i + 1) * replay.capacity)  # stream i's rows (no wrap-around here)
+        frames, starts = replay.frames[rows][: replay.frames_written[i]], replay.episode_start_id[rows]
+        actions, terminated = replay.actions[rows][: steps // 2], replay.terminated[rows][: steps // 2, 0]
         single, tape = car_racing(length)(), EpisodeTape(cfg.seed, i)
         expected, expected_starts, t = [], [], 0
         while t < steps // 2:
