@@ -105,17 +105,30 @@ class TD3Agent:
             self._float_obs[name] = buffer
         return self.critic.encoder.preprocess(obs, out=buffer)
 
-    @torch.no_grad()
     def act(self, obs: np.ndarray, step: int, eval_mode: bool = False) -> np.ndarray:
-        """Action in [-1, 1]: uniform before ``start_steps``, then actor + Gaussian noise (none in eval)."""
-        if step < self.hp.start_steps and not eval_mode:
-            return self.rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
-        with self.autocast:
-            action = self.actor(self._prep(torch.as_tensor(obs, device=self.device).unsqueeze(0)))
-        action = action[0].float().cpu().numpy()
-        if not eval_mode:
-            action = action + self.rng.normal(0.0, self.hp.exploration_noise, self.action_dim)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
+        """Action in [-1, 1] for one observation: uniform before ``start_steps``, then actor + Gaussian noise (none
+        in eval)."""
+        return self.act_batch(obs[None], step, eval_mode)[0]
+
+    @torch.no_grad()
+    def act_batch(self, obs: np.ndarray, first_step: int, eval_mode: bool = False) -> np.ndarray:
+        """Actions (N, A) for observations (N, C, H, W) taken at agent steps ``first_step``, ``first_step + 1``, ...
+        (parallel envs): one actor forward and one device-to-host copy for the whole batch."""
+        n = len(obs)
+        actions = np.empty((n, self.action_dim), dtype=np.float32)
+        steps = first_step + np.arange(n)
+        random = np.zeros(n, dtype=bool) if eval_mode else steps < self.hp.start_steps
+        if random.any():
+            actions[random] = self.rng.uniform(-1.0, 1.0, (int(random.sum()), self.action_dim))
+        policy = ~random
+        if policy.any():
+            with self.autocast:
+                x = self._prep(torch.as_tensor(obs[policy], device=self.device))
+                chosen = self.actor(x).float().cpu().numpy()
+            if not eval_mode:
+                chosen = chosen + self.rng.normal(0.0, self.hp.exploration_noise, chosen.shape)
+            actions[policy] = np.clip(chosen, -1.0, 1.0)
+        return actions
 
     def update(self, batch: ReplayBatch, step: int) -> dict[str, torch.Tensor]:
         """One critic step; every ``policy_delay`` updates also an actor step and a target update."""

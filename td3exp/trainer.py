@@ -116,7 +116,7 @@ class Trainer:
         """One vector step: N agent steps, and the updates due over them while the envs step."""
         assert self.obs is not None
         base = self.step
-        actions = np.stack([self.agent.act(self.obs[i], base + i) for i in range(self.n)])
+        actions = self.agent.act_batch(self.obs, base)  # one forward for all envs
         self.envs.step_async(actions)
         self._learn(base)  # on CPU the env processes run meanwhile; on a GPU nothing here waits on the device
         next_obs, rewards, terminated, truncated, infos = self.envs.step_wait()

@@ -124,3 +124,19 @@ def test_an_unmeasured_agent_learns_the_same_math_without_metrics_beyond_the_los
     assert b["loss/critic"].item() == pytest.approx(a["loss/critic"].item())
     torch.testing.assert_close(flat(plain.critic), flat(measured.critic))  # same clipped step (norm10 on the actor)
     torch.testing.assert_close(flat(plain.actor), flat(measured.actor))
+
+
+def test_batched_act_matches_one_by_one_and_respects_start_steps() -> None:
+    from .test_agent import OBS
+
+    agent = make_agent("agent.start_steps=5")
+    obs = torch.randint(0, 256, (3, *OBS), dtype=torch.uint8).numpy()
+    greedy = agent.act_batch(obs, first_step=10, eval_mode=True)
+    assert greedy.shape == (3, 2) and greedy.dtype.name == "float32"
+    for i in range(3):
+        torch.testing.assert_close(torch.from_numpy(agent.act(obs[i], 10, eval_mode=True)),
+                                   torch.from_numpy(greedy[i]), rtol=1e-5, atol=1e-6)
+    mixed = agent.act_batch(obs, first_step=4)  # step 4 is still random, steps 5 and 6 come from the actor
+    assert (abs(mixed) <= 1).all()
+    assert not torch.allclose(torch.from_numpy(mixed[1]), torch.from_numpy(greedy[1]), atol=0)  # noise added
+    assert abs(mixed[1:] - greedy[1:]).max() < 0.6  # actor + N(0, 0.1) noise, not uniform

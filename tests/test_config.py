@@ -96,7 +96,7 @@ def test_bad_value_exits_2_with_one_line(name: str, tmp_path) -> None:
 
 def test_unknown_group_option_lists_the_available_ones(tmp_path) -> None:
     result = run_td3exp(["clip=norm5", f"hydra.run.dir={tmp_path}"], cwd=tmp_path, timeout=60)
-    assert result.returncode != 0
-    assert "Available options in 'clip'" in result.stderr
+    assert result.returncode == 2
+    assert "clip=norm5: no such option; clip is one of" in result.stderr
     for option in ("none", "norm1", "norm10", "norm40"):
         assert option in result.stderr
