@@ -16,8 +16,9 @@ from omegaconf import OmegaConf
 from benchmarks.timing import Step
 from td3exp import build
 from td3exp.agent import TD3Agent
-from td3exp.config import Config, ConfigError, register_configs, validate
+from td3exp.config import Config, ConfigError, register_configs
 from td3exp.replay import FrameReplay
+from td3exp.validation import validate
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ACTION_DIM = 2  # CarRacing's [steer, throttle_brake]

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from td3exp import build, cli, provenance
 from td3exp.checkpoint import CheckpointError, CheckpointStore, save_atomic
-from td3exp.config import Config, ConfigError, validate
+from td3exp.config import Config, ConfigError
 from td3exp.dashboard.names import condition_name, run_name
 from td3exp.envs.carla.errors import SimulatorUnavailable
 from td3exp.monitor import NonFiniteError
@@ -31,6 +31,7 @@ from td3exp.resume import RunCheckpointer, checkpoint_dir, config_differences, r
 from td3exp.signals import Interrupted, StopSignals
 from td3exp.sweep_trial import TrialReporter
 from td3exp.trainer import Trainer
+from td3exp.validation import validate
 
 cli.register()
 

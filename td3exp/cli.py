@@ -16,8 +16,9 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from td3exp.config import ConfigError, register_configs, validate
+from td3exp.config import ConfigError, register_configs
 from td3exp.dashboard.names import register_resolvers
+from td3exp.validation import validate
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 

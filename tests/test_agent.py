@@ -8,8 +8,8 @@ from omegaconf import OmegaConf
 
 from td3exp import build
 from td3exp.agent import TD3Agent
-from td3exp.replay import ReplayBatch
 from td3exp.monitor import NonFiniteError
+from td3exp.replay import ReplayBatch
 
 from .conftest import compose_config
 

@@ -8,7 +8,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from td3exp.config import WEATHERS, CarlaEnvConfig, Config, ConfigError, EnvConfig, validate
+from td3exp.config import CarlaEnvConfig, Config, ConfigError, EnvConfig
+from td3exp.validation import WEATHERS, validate
 
 from .conftest import compose_config
 

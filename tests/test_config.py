@@ -7,7 +7,8 @@ import itertools
 import pytest
 from omegaconf import OmegaConf
 
-from td3exp.config import Config, validate
+from td3exp.config import Config
+from td3exp.validation import validate
 
 from .conftest import REPO, compose_config, run_td3exp
 

@@ -1,0 +1,180 @@
+"""Validation of a composed config: the first value that is wrong, named with what is allowed, as one line
+(ConfigError, exit code 2).  The schema itself is in td3exp/config.py."""
+
+from __future__ import annotations
+
+from td3exp.config import MODULES, CarlaEnvConfig, Config, ConfigError, EnvConfig, MonitorConfig, RewardConfig
+
+ENVS = ("car_racing", "carla")
+TOWNS = ("Town01", "Town02", "Town03", "Town04", "Town05", "Town06", "Town07")
+WEATHERS = (  # carla.WeatherParameters presets of CARLA 0.9.16
+    "ClearNight", "ClearNoon", "ClearSunset", "CloudyNight", "CloudyNoon", "CloudySunset", "Default", "DustStorm",
+    "HardRainNight", "HardRainNoon", "HardRainSunset", "MidRainSunset", "MidRainyNight", "MidRainyNoon",
+    "SoftRainNight", "SoftRainNoon", "SoftRainSunset", "WetCloudyNight", "WetCloudyNoon", "WetCloudySunset",
+    "WetNight", "WetNoon", "WetSunset",
+)
+ACTOR_HEADS = ("tanh", "unbounded")
+PIXEL_SCALES = ("unit", "raw")
+PRECISIONS = ("fp32", "bf16")
+OPTIMIZERS = ("adam", "sgd")
+LAYOUTS = ("separate", "shared_detached")
+NORMALIZE = ("none", "clip", "running")
+WANDB_MODES = ("online", "offline", "disabled")
+VECTORS = ("async", "sync")
+
+
+def _positive(value: float, key: str, hint: str = "") -> None:
+    if not value > 0:
+        raise ConfigError(f"{key} must be > 0 (got {value}){'; ' + hint if hint else ''}")
+
+
+def _one_of(value: str, key: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)} (got {value!r})")
+
+
+def validate(cfg: Config) -> None:
+    """Raise ConfigError naming the first bad value and how to fix it."""
+    _one_of(cfg.env.name, "env.name", ENVS)
+    for key in ("frame_stack", "image_size", "action_repeat", "max_episode_steps", "num_envs"):
+        _positive(getattr(cfg.env, key), f"env.{key}")
+    _one_of(cfg.env.vector, "env.vector", VECTORS)
+    if cfg.total_steps % cfg.env.num_envs:
+        raise ConfigError(f"total_steps ({cfg.total_steps}) must be a multiple of env.num_envs ({cfg.env.num_envs}): "
+                          "each vector step collects one agent step per env")
+    _validate_carla(cfg.env)
+    a = cfg.agent
+    for key in ("batch_size", "buffer_size", "policy_delay", "train_freq", "utd_ratio"):
+        _positive(getattr(a, key), f"agent.{key}")
+    if a.buffer_size // cfg.env.num_envs <= cfg.env.frame_stack:
+        raise ConfigError(f"agent.buffer_size ({a.buffer_size}) split over env.num_envs ({cfg.env.num_envs}) cannot "
+                          "hold a frame stack per env; raise the buffer")
+    if a.batch_size > a.buffer_size:
+        raise ConfigError(
+            f"agent.batch_size ({a.batch_size}) is larger than agent.buffer_size ({a.buffer_size}); "
+            "lower the batch or raise the buffer"
+        )
+    if not 0 <= a.gamma < 1:
+        raise ConfigError(f"agent.gamma must be in [0, 1) (got {a.gamma})")
+    if not 0 < a.tau <= 1:
+        raise ConfigError(f"agent.tau must be in (0, 1] (got {a.tau})")
+    for key in ("target_noise", "noise_clip", "exploration_noise"):
+        if getattr(a, key) < 0:
+            raise ConfigError(f"agent.{key} must be >= 0 (got {getattr(a, key)})")
+    if a.start_steps < 0:
+        raise ConfigError(f"agent.start_steps must be >= 0 (got {a.start_steps})")
+    if not a.hidden_dims or min(a.hidden_dims) <= 0:
+        raise ConfigError(f"agent.hidden_dims must be a non-empty list of positive sizes (got {list(a.hidden_dims)})")
+    _one_of(a.actor_head, "agent.actor_head", ACTOR_HEADS)
+    if a.preactivation_penalty < 0:
+        raise ConfigError(f"agent.preactivation_penalty must be >= 0 (got {a.preactivation_penalty}); 0 turns it off")
+    _one_of(a.precision, "agent.precision", PRECISIONS)
+    if a.cuda_graph and cfg.device.split(":")[0] not in ("cuda", "auto"):
+        raise ConfigError(f"agent.cuda_graph=true needs a CUDA device (got device={cfg.device}); set device=cuda")
+    _one_of(cfg.encoder.layout, "encoder.layout", LAYOUTS)
+    _positive(cfg.encoder.features_dim, "encoder.features_dim")
+    _one_of(cfg.encoder.pixel_scale, "encoder.pixel_scale", PIXEL_SCALES)
+    _one_of(cfg.optim.name, "optim.name", OPTIMIZERS)
+    if not 0 <= cfg.optim.momentum < 1:
+        raise ConfigError(f"optim.momentum must be in [0, 1) (got {cfg.optim.momentum})")
+    for key in ("actor_lr", "actor_cnn_lr", "critic_lr", "critic_cnn_lr"):
+        _positive(getattr(cfg.optim, key), f"optim.{key}", "learning rates must be positive")
+    for key in ("max_norm", "critic_max_norm"):
+        value = getattr(cfg.clip, key)
+        if value is not None:
+            _positive(value, f"clip.{key}", f"use clip.{key}=null (or clip=none) to disable clipping")
+    if cfg.clip.auto_percentile is not None:
+        if cfg.clip.max_norm is not None:
+            raise ConfigError("clip.max_norm and clip.auto_percentile are both set: use clip=auto or clip=norm10")
+        if not 0 < cfg.clip.auto_percentile <= 100:
+            raise ConfigError(f"clip.auto_percentile must be in (0, 100] (got {cfg.clip.auto_percentile})")
+    _positive(cfg.clip.auto_history, "clip.auto_history")
+    _validate_reward(cfg.reward)
+    _positive(cfg.logger.log_every, "logger.log_every")
+    _one_of(cfg.logger.wandb.mode, "logger.wandb.mode", WANDB_MODES)
+    _validate_monitor(cfg.monitor)
+    _positive(cfg.eval.every, "eval.every")
+    if cfg.eval.episodes < 0:
+        raise ConfigError(f"eval.episodes must be >= 0 (got {cfg.eval.episodes})")
+    _positive(cfg.total_steps, "total_steps")
+    if cfg.checkpoint.every < 0:
+        raise ConfigError(f"checkpoint.every must be >= 0 (got {cfg.checkpoint.every}); 0 turns them off")
+    _positive(cfg.checkpoint.keep, "checkpoint.keep", "keep at least the newest checkpoint")
+    inject = cfg.debug.inject_nonfinite_at
+    if inject is not None and inject < 1:
+        raise ConfigError(f"debug.inject_nonfinite_at must be an update number >= 1 (got {inject})")
+    if cfg.total_steps < a.start_steps:
+        raise ConfigError(
+            f"total_steps ({cfg.total_steps}) is smaller than agent.start_steps ({a.start_steps}): "
+            "the agent would never learn; raise total_steps or lower agent.start_steps"
+        )
+    if cfg.device != "auto" and cfg.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device must be auto, cpu, cuda[:N] or mps (got {cfg.device!r})")
+
+
+def _validate_reward(r: RewardConfig) -> None:
+    weights = {k: getattr(r.weights, k) for k in ("progress", "smoothness", "lane_centering", "efficiency")}
+    for key, value in weights.items():
+        if value < 0:
+            raise ConfigError(
+                f"reward.weights.{key} must be >= 0 (got {value}); components already carry their sign"
+            )
+    if sum(weights.values()) <= 0:
+        raise ConfigError("reward.weights sum to 0: give at least one component a positive weight")
+    _one_of(r.normalize, "reward.normalize", NORMALIZE)
+    _positive(r.clip_range, "reward.clip_range")
+    _positive(r.target_speed, "reward.target_speed")
+
+
+def _validate_monitor(m: MonitorConfig) -> None:
+    for module, t in m.thresholds.items():
+        _one_of(module, "monitor.thresholds key", MODULES)
+        if not 0 < t.warning <= t.critical:
+            raise ConfigError(
+                f"monitor.thresholds.{module} needs 0 < warning <= critical (got {t.warning}, {t.critical})"
+            )
+    s = m.saturation
+    if not 0 < s.warning <= s.critical <= 1:
+        raise ConfigError(f"monitor.saturation needs 0 < warning <= critical <= 1 (got {s.warning}, {s.critical})")
+    _positive(m.max_consecutive_nonfinite, "monitor.max_consecutive_nonfinite")
+
+
+def _validate_carla(env: EnvConfig) -> None:
+    if (env.name == "carla") != isinstance(env, CarlaEnvConfig):
+        raise ConfigError(f"env.name={env.name} does not match the env group: pick the simulator with env=carla or "
+                          "env=car_racing, not with env.name")
+    if not isinstance(env, CarlaEnvConfig):
+        return
+    for key in ("port", "tm_port"):
+        if not 1 <= getattr(env, key) <= 65533:
+            raise ConfigError(f"env.{key} must be a TCP port in 1..65533 (got {getattr(env, key)})")
+    if env.port <= env.tm_port <= env.port + 2:
+        raise ConfigError(f"env.tm_port ({env.tm_port}) collides with the server's ports {env.port}..{env.port + 2}")
+    if env.port_step < 3:
+        raise ConfigError(f"env.port_step must be >= 3 (got {env.port_step}): each server uses ports N..N+2")
+    for key in ("timeout", "fixed_delta_seconds", "max_lateral_offset", "spawn_retries", "settle_ticks",
+                "max_idle_steps"):
+        _positive(getattr(env, key), f"env.{key}")
+    if env.fixed_delta_seconds > 0.1:
+        raise ConfigError(f"env.fixed_delta_seconds must be <= 0.1 (got {env.fixed_delta_seconds}): CARLA's physics "
+                          "substeps cover at most 0.1 s; raise env.action_repeat instead")
+    _one_of(env.town, "env.town", TOWNS)
+    if env.weather is not None:
+        _one_of(env.weather, "env.weather", WEATHERS)
+    if not env.vehicle.startswith("vehicle."):
+        raise ConfigError(f"env.vehicle must be a vehicle blueprint, e.g. vehicle.tesla.model3 (got {env.vehicle!r})")
+    if env.spawn_point is not None and env.spawn_point < 0:
+        raise ConfigError(f"env.spawn_point must be >= 0 or null for a seeded-random one (got {env.spawn_point})")
+    if env.terminal_penalty > 0:
+        raise ConfigError(f"env.terminal_penalty must be <= 0 (got {env.terminal_penalty}): it is a penalty")
+    for key in ("npc_vehicles", "max_reconnects", "reconnect_backoff"):
+        if getattr(env, key) < 0:
+            raise ConfigError(f"env.{key} must be >= 0 (got {getattr(env, key)})")
+    _positive(env.camera.width, "env.camera.width")
+    _positive(env.camera.height, "env.camera.height")
+    if not 0 < env.camera.fov < 180:
+        raise ConfigError(f"env.camera.fov must be in (0, 180) degrees (got {env.camera.fov})")
+    _positive(env.server.startup_timeout, "env.server.startup_timeout")
+    if env.server.command is not None and "{port}" not in env.server.command:
+        raise ConfigError("env.server.command must contain {port} where the server's RPC port goes, e.g. "
+                          "-carla-rpc-port={port}")
