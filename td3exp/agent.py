@@ -140,8 +140,8 @@ class TD3Agent:
 
     def update_body(self, batch: ReplayBatch, with_actor: bool) -> dict[str, torch.Tensor]:
         """The update itself: a pure function of the batch and the agent's device state (so it can be graphed)."""
-        obs = self._scaled("obs", self._prep(batch.obs))
-        next_obs = self._scaled("next_obs", self._prep(batch.next_obs))
+        # scaled straight into channels_last float buffers: one pass over the pixels, no layout copy first
+        obs, next_obs = self._scaled("obs", batch.obs), self._scaled("next_obs", batch.next_obs)
         critic_loss, critic_features, metrics = self.critic_loss(
             obs, batch.actions, batch.rewards, next_obs, batch.terminated)
         finite, step_metrics = self.critic_step.step(critic_loss)
