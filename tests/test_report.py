@@ -152,11 +152,12 @@ def test_a_repeated_seed_counts_once(tmp_path: Path) -> None:
 
 
 def test_condition_labels_drop_what_does_not_define_a_condition() -> None:
-    from td3exp.report.runs import condition_label, seed_free_config
+    from td3exp.dashboard.names import condition_name
+    from td3exp.report.runs import seed_free_config
 
     overrides = ["clip=norm1", "seed=3", "logger.wandb.mode=disabled", "device=cuda", "trial.id=7",
                  "hydra/launcher=parallel", "experiments=clip_ablation"]
-    assert condition_label(overrides) == "clip=norm1 experiments=clip_ablation"
+    assert condition_name(overrides) == "clip=norm1 experiments=clip_ablation"
     assert seed_free_config({"seed": 1, "trial": {"id": 3}, "clip": {"max_norm": 1.0}}) == {"clip": {"max_norm": 1.0}}
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from td3exp.dashboard.names import condition_name  # the same names as TensorBoard and W&B show
 from td3exp.report.events import EVENTS_GLOB, CorruptEventFile, read_scalars
 
 TABLE_SUFFIX = ".parquet"
@@ -97,7 +98,7 @@ def load_run(run_dir: Path, active_window_s: float = 120.0) -> Run:
         raise ReportInputError(f"{run_dir}: event files hold no scalars (corrupt, or the run wrote nothing yet)")
     last_step = max(int(s.steps[-1]) for s in scalars.values() if len(s.steps))
     total = config.get("total_steps")
-    run = Run(str(run_dir), condition_label(overrides), config, scalars, last_step, total,
+    run = Run(str(run_dir), condition_name(overrides), config, scalars, last_step, total,
               provenance=_read_provenance(run_dir))
     if total is not None and last_step < total:
         newest = max(p.stat().st_mtime for p in (run_dir / "tb").glob(EVENTS_GLOB))
@@ -110,13 +111,6 @@ def load_run(run_dir: Path, active_window_s: float = 120.0) -> Run:
 
 
 # overrides that change where or how a run is recorded, not the experimental condition
-NOT_A_CONDITION = ("seed=", "logger.", "device=", "save_model=", "hydra.", "hydra/", "deterministic=", "trial.")
-
-
-def condition_label(overrides: list[str]) -> str:
-    return " ".join(o for o in overrides if not o.startswith(NOT_A_CONDITION))
-
-
 def _read_config(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
     hydra_dir = run_dir / ".hydra"
     if not (hydra_dir / "config.yaml").is_file():
