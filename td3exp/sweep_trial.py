@@ -64,7 +64,8 @@ def make_pruner(conf: Mapping[str, Any]) -> Any:
 @dataclass
 class StabilityRule:
     """When a run is hopeless whatever its return: a critical gradient alert, or an actor saturated past the critical
-    share at ``patience`` flushes in a row once ``warmup_steps`` agent steps have passed since its first update."""
+    share (in its most saturated action dimension) at ``patience`` flushes in a row once ``warmup_steps`` agent steps
+    have passed since its first update."""
 
     saturation_critical: float
     warmup_steps: int = 1000
@@ -77,7 +78,9 @@ class StabilityRule:
         critical = latest.get("alerts/critical", 0.0)
         if critical > 0:
             return f"critical gradient alert by step {step} ({critical:.0f} module norms above their critical level)"
-        saturation = latest.get("actor/saturation")
+        # the largest dimension's share, as the monitor and the gate use (one pinned dimension is 0.5 in the mean);
+        # runs that do not log it fall back to the dimension mean, as the report's gate does
+        saturation = latest.get("actor/saturation_max", latest.get("actor/saturation"))
         if saturation is None:
             return None
         if self._first_update_step is None:

@@ -32,6 +32,19 @@ def test_saturation_counts_after_warm_up_and_only_in_a_row() -> None:
     assert "actor saturated (0.99 > 0.95) at 2 flushes in a row by step 190" in (rule.verdict(190, SATURATED) or "")
 
 
+def test_one_pinned_dimension_is_pruned_though_the_dimension_mean_is_half() -> None:
+    rule = StabilityRule(saturation_critical=0.95, warmup_steps=0, patience=2)
+    pinned = {"alerts/critical": 0.0, "actor/saturation": 0.5, "actor/saturation_max": 1.0}
+    assert rule.verdict(10, pinned) is None
+    assert "actor saturated (1.00 > 0.95) at 2 flushes in a row by step 20" in (rule.verdict(20, pinned) or "")
+
+
+def test_runs_without_saturation_max_fall_back_to_the_dimension_mean() -> None:
+    rule = StabilityRule(saturation_critical=0.95, warmup_steps=0, patience=1)
+    assert rule.verdict(10, {"alerts/critical": 0.0, "actor/saturation": 0.5}) is None
+    assert "actor saturated (0.99 > 0.95)" in (rule.verdict(20, SATURATED) or "")
+
+
 def test_stability_defers_evaluations_to_the_wrapped_pruner() -> None:
     assert isinstance(make_pruner({"name": "stability", "wrap": "median"}), optuna.pruners.MedianPruner)
     assert isinstance(make_pruner({"name": "stability"}), optuna.pruners.NopPruner)
