@@ -4,6 +4,7 @@ contract, and the W&B workspace built offline (saving it needs network and a log
 from __future__ import annotations
 
 from hydra import compose, initialize_config_dir
+from wandb_workspaces.expr import Metric, string_to_filterexpr_list
 
 from td3exp.config import register_configs
 from td3exp.dashboard.names import MAX_DIR_NAME, condition_name, job_dir, register_resolvers, run_name
@@ -16,11 +17,12 @@ from .conftest import REPO
 
 def test_names_say_the_condition_without_bookkeeping_keys() -> None:
     overrides = ["clip=none", "seed=1", "logger.wandb.mode=offline", "trial.study_name=s", "trial.number=4",
-                 "device=cpu", "+experiments=explosion_ablation"]
+                 "device=cpu", "checkpoint.every=500", "resume=outputs/a", "+experiments=explosion_ablation"]
     assert condition_name(overrides) == "clip=none +experiments=explosion_ablation"
     assert run_name(overrides) == "clip=none +experiments=explosion_ablation seed=1"
     assert job_dir(overrides) == "clip=none,+experiments=explosion_ablation,seed=1,trial=4"
     assert (run_name([]), run_name(["seed=2"]), job_dir(["seed=2"])) == ("defaults", "seed=2", "seed=2")
+    assert condition_name(["debug.inject_nonfinite_at=3"]) == "debug.inject_nonfinite_at=3"  # changes the run
 
 
 def test_job_directories_are_file_system_safe_and_distinct_when_cut() -> None:
@@ -56,5 +58,8 @@ def test_wandb_workspace_has_the_standard_panels_and_groups_runs_by_condition() 
     for built, section in zip(workspace.sections, sections(), strict=True):
         assert [(p.title, list(p.y)) for p in built.panels] == [(p.title, list(p.tags)) for p in section.panels]
     assert [key.name for key in workspace.runset_settings.groupby] == ["condition"]
-    assert "Group" in str(workspace.runset_settings.filters) and "explosion" in str(workspace.runset_settings.filters)
-    assert not build_workspace("my-team", "td3exp").runset_settings.filters  # no group: every run of the project
+    # the workspace keeps its filters as an expression string; parsed back, they are one filter on the run's group
+    filters = string_to_filterexpr_list(workspace.runset_settings.filters)
+    assert [(type(f.key), f.key.name, f.op, f.value) for f in filters] == [(Metric, "Group", "=", "explosion")]
+    no_group = build_workspace("my-team", "td3exp").runset_settings.filters
+    assert string_to_filterexpr_list(no_group) == []  # no group: every run of the project

@@ -9,8 +9,10 @@ from collections.abc import Iterable
 
 from omegaconf import OmegaConf
 
-# override keys that change where or how a run is recorded, not the experimental condition
-NOT_A_CONDITION = ("seed", "logger.", "device", "save_model", "deterministic", "trial.", "hydra.", "hydra/")
+# override keys that change where or how a run is recorded or continued, not the experimental condition
+# (debug.* is a condition: it changes what the run does)
+NOT_A_CONDITION = ("seed", "logger.", "device", "save_model", "deterministic", "checkpoint.", "resume", "trial.",
+                   "hydra.", "hydra/")
 MAX_DIR_NAME = 120  # well under the 255 bytes a file name may have
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@%-]")
 
