@@ -1,9 +1,10 @@
 """The metric-name contract: every tag a training run writes (TensorBoard and W&B alike).
 
 Reports, dashboards, sweeps and tests depend on these names; the README's metric table mirrors both lists.
-``CONTRACT``: the tags every run writes.  ``WINDOW_CONTRACT``: the tags a run logged per window of updates (the
-default; ``logger.every_update=false``) writes besides: each update metric's largest absolute value in the window
-under its ``_max`` twin, and the window's update counts.
+``CONTRACT``: the tags every run writes (``ACTOR_UPDATE_TAGS``: those written on actor updates only).
+``WINDOW_CONTRACT``: the tags a run logged per window of updates (the default; ``logger.every_update=false``) writes
+besides: each update metric's largest absolute value in the window under its ``_max`` twin, and the window's update
+counts.
 """
 
 from __future__ import annotations
@@ -53,6 +54,15 @@ CONTRACT: dict[str, str] = {
     "eval/return": "mean native return of the deterministic actor over eval.episodes episodes",
     "eval/length": "mean evaluation episode length",
 }
+
+# the modules the actor's optimizer steps (under a shared encoder actor_cnn's metrics are written as 0)
+ACTOR_MODULES = ("actor", "actor_cnn")
+
+# tags written on actor updates only (every policy_delay updates): their windows count window/actor_updates
+ACTOR_UPDATE_TAGS = frozenset([
+    "loss/actor", "features/actor_norm", *(tag for tag in CONTRACT if tag.split("/", 1)[0] == "actor"),
+    *(f"{family}/{m}" for family in ("grad", "grad_clipped", "update_ratio") for m in ACTOR_MODULES),
+])
 
 WINDOW_CONTRACT: dict[str, str] = {
     **{max_twin(tag): f"largest |{tag}| in the logging window" for tag in CONTRACT if is_update_metric(tag)},

@@ -16,11 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from td3exp.metrics import UPDATE_FAMILIES, WINDOW_ACTOR_UPDATES, WINDOW_UPDATES, is_update_metric, max_twin
+from td3exp.metrics import (
+    ACTOR_UPDATE_TAGS,
+    UPDATE_FAMILIES,
+    WINDOW_ACTOR_UPDATES,
+    WINDOW_UPDATES,
+    is_update_metric,
+    max_twin,
+)
 from td3exp.report.runs import Run
-
-# metrics written on actor updates only (every policy_delay updates): their windows count actor updates
-ACTOR_SIDE = ("loss/actor", "actor/", "features/actor_norm", "grad/actor", "grad_clipped/actor", "update_ratio/actor")
 
 
 def is_max_twin(tag: str) -> bool:
@@ -59,7 +63,7 @@ def windows(run: Run, tag: str) -> Windows | None:
         return None
     if not is_update_metric(tag):
         raise ValueError(f"{tag} is not an update metric; windows exist for {', '.join(UPDATE_FAMILIES)}")
-    counter = WINDOW_ACTOR_UPDATES if tag.startswith(ACTOR_SIDE) else WINDOW_UPDATES
+    counter = WINDOW_ACTOR_UPDATES if tag in ACTOR_UPDATE_TAGS else WINDOW_UPDATES
     counts = _aligned(run, counter, series.steps, default=1.0)
     peaks = _aligned(run, max_twin(tag), series.steps, default=np.nan)
     peaks = np.where(np.isnan(peaks) & ~np.isnan(series.values), np.abs(series.values), peaks)
