@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import sys
-from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -14,32 +12,29 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from benchmarks.timing import Step
-from td3exp import build
+from td3exp import build, cli
 from td3exp.agent import TD3Agent
 from td3exp.config import Config, ConfigError, register_configs
 from td3exp.replay import FrameReplay
 from td3exp.validation import validate
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ACTION_DIM = 2  # CarRacing's [steer, throttle_brake]
 
 
 def compose_config(overrides: list[str]) -> Config:
     """The validated config training would get from these overrides (Hydra errors and ConfigError propagate)."""
     register_configs()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(str(cli.CONF_DIR), version_base="1.3"):
         cfg = cast(Config, OmegaConf.to_object(compose("config", overrides)))
     validate(cfg)
     return cfg
 
 
 def compose_or_exit(overrides: list[str]) -> Config:
-    """As ``compose_config``; a bad override is a user mistake: one line, exit code 2."""
-    try:
-        return compose_config(overrides)
-    except (ConfigCompositionException, ConfigError) as error:
-        print(f"bad config override: {' '.join(str(error).split())}", file=sys.stderr)
-        sys.exit(2)
+    """As ``compose_config``; a bad override is a user mistake: the entrypoint's one line and exit code 2."""
+    cli.register()
+    cli.preflight(overrides)
+    return compose_config(overrides)
 
 
 def compose_optional(overrides: list[str], option: str) -> Config | str:

@@ -11,11 +11,11 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
-from pathlib import Path
 
 import torch
+
+from td3exp.provenance import cpu_name, package_version
 
 Step = Callable[[], object]  # one timed unit of work; its result is dropped
 
@@ -61,30 +61,16 @@ def interleaved_medians(
     return {name: statistics.median(values) for name, values in seconds.items()}
 
 
-def cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def machine_lines(device: torch.device) -> list[str]:
-    lines = [
-        f"machine: {cpu_model()}, torch threads {torch.get_num_threads()}, device {device}"
+    def installed(package: str) -> str:
+        return package_version(package) or "not installed"
+
+    return [
+        f"machine: {cpu_name()}, torch threads {torch.get_num_threads()}, device {device}"
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         f"versions: python {platform.python_version()}, torch {torch.__version__}, "
-        f"stable-baselines3 {package_version('stable-baselines3')}, numpy {package_version('numpy')}",
+        f"stable-baselines3 {installed('stable-baselines3')}, numpy {installed('numpy')}",
     ]
-    return lines
 
 
 def print_value(key: str, value: float | str) -> None:

@@ -23,7 +23,8 @@ def _git(*args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """The installed version of ``package``, or None when it is not installed."""
     try:
         return version(package)
     except PackageNotFoundError:
@@ -47,10 +48,10 @@ def collect(device: torch.device) -> dict[str, Any]:
     return {
         "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(status) if status is not None else None,
-        "td3exp": _version("td3exp"),
+        "td3exp": package_version("td3exp"),
         "torch": torch.__version__,
         "cuda": torch.version.cuda if gpu else None,
-        "gymnasium": _version("gymnasium"),
+        "gymnasium": package_version("gymnasium"),
         "device": device.type,
         "device_name": torch.cuda.get_device_name(device) if gpu else cpu_name(),
         "threads": torch.get_num_threads(),

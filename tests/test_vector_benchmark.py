@@ -3,6 +3,7 @@ and prints every value it promises. Speeds are never asserted: benchmarks print 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ import sys
 
 from .conftest import REPO
 
-KEY_LINE = re.compile(r"([a-z0-9_]+): (-?[0-9.]+)")
+KEY_LINE = re.compile(r"([a-z0-9_]+): (.+)")
 
 
 def test_train_throughput_prints_rates_overlap_and_the_ratio_to_the_update_alone() -> None:
@@ -18,11 +19,13 @@ def test_train_throughput_prints_rates_overlap_and_the_ratio_to_the_update_alone
     result = subprocess.run([sys.executable, "-m", "benchmarks.train_throughput", "--quick", "--device", "cpu"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    values = {m[1]: float(m[2]) for line in result.stdout.splitlines() if (m := KEY_LINE.fullmatch(line))}
+    values = {m[1]: m[2] for line in result.stdout.splitlines() if (m := KEY_LINE.fullmatch(line))}
     for key in ("steps_per_s_1env", "steps_per_s_nenv", "end_to_end_vs_update_only", "end_to_end_vs_update_only_nenv"):
-        assert values.get(key, 0) > 0, (key, result.stdout)
-    for key in ("env_overlap", "env_overlap_nenv"):  # a share of the env time (noise can push it a little past 0)
-        assert -0.5 < values[key] <= 1.0, (key, result.stdout)
+        assert float(values.get(key, "0")) > 0, (key, result.stdout)
+    for key in ("env_overlap", "env_overlap_nenv"):
+        # 1 - exposed / alone: at most 1 (exposed time is never negative); how far below 0 is the machine's noise
+        overlap = float(values[key])
+        assert math.isfinite(overlap) and overlap <= 1.0, (key, result.stdout)
 
 
 def test_a_bad_override_is_one_line_and_exit_code_2() -> None:
