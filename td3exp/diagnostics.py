@@ -12,15 +12,10 @@ from torch import nn
 TANH_SATURATION = 3.0  # tanh'(3) = 0.0099: beyond it the actor's gradient has all but vanished
 
 
-def saturation(preactivation: torch.Tensor, bounded: bool) -> torch.Tensor:
-    """Share of actor outputs that are saturated: |pre-tanh| > 3 for a tanh head, |output| > 1 (outside the action
-    bounds) for an unbounded one."""
-    return saturation_per_dimension(preactivation, bounded).mean()
-
-
 def saturation_per_dimension(preactivation: torch.Tensor, bounded: bool) -> torch.Tensor:
-    """Saturated share of each action dimension over the batch (B, A) -> (A,): one pinned dimension (steering
-    stuck at a bound) reads 1.0 here while the mean over dimensions still reads 0.5."""
+    """Saturated share of each action dimension over the batch (B, A) -> (A,): |pre-tanh| > 3 for a tanh head,
+    |output| > 1 (outside the action bounds) for an unbounded one.  One pinned dimension (steering stuck at a bound)
+    reads 1.0 here while the mean over dimensions still reads 0.5."""
     limit = TANH_SATURATION if bounded else 1.0
     return (preactivation.detach().abs() > limit).float().reshape(-1, preactivation.shape[-1]).mean(0)
 

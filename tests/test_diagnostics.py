@@ -7,15 +7,18 @@ import torch
 from torch import nn
 
 from td3exp.clipping import AutoClip, clip_modules
-from td3exp.diagnostics import UpdateRatio, saturation
+from td3exp.diagnostics import UpdateRatio, saturation_per_dimension
 from td3exp.networks import NatureCNN
 
 from .test_agent import OBS, make_agent, make_batch
 
 
 def test_saturation_on_hand_made_preactivations() -> None:
-    assert saturation(torch.tensor([0.0, 2.9, 3.1, -4.0]), bounded=True) == 0.5
-    assert saturation(torch.tensor([0.5, 1.5, -2.0, 0.9]), bounded=False) == 0.5
+    # (batch 2, action 2): steering pinned in both samples, throttle never saturated
+    tanh_head = saturation_per_dimension(torch.tensor([[3.1, 0.0], [-4.0, 2.9]]), bounded=True)
+    assert tanh_head.tolist() == [1.0, 0.0] and tanh_head.mean() == 0.5
+    unbounded = saturation_per_dimension(torch.tensor([[0.5, 1.5], [-2.0, 0.9]]), bounded=False)
+    assert unbounded.tolist() == [0.5, 0.5] and unbounded.mean() == 0.5
 
 
 def test_update_ratio_on_hand_made_parameters() -> None:
