@@ -38,13 +38,12 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
         return []  # a plain dict (e.g. monitor.thresholds): validate() checks its keys
     allowed = {f.name for f in dataclasses.fields(schema)}
     found = []
-    for key in map(str, node.keys()):
-        if key not in allowed:
-            found.append(f"{prefix}{key}")
-        else:
-            child = node._get_node(key)
-            if isinstance(child, DictConfig):
-                found += unknown_keys(child, f"{prefix}{key}.")
+    for key, child in node.items_ex(resolve=False):  # children as they are: interpolations are not resolved here
+        name = str(key)
+        if name not in allowed:
+            found.append(f"{prefix}{name}")
+        elif isinstance(child, DictConfig):
+            found += unknown_keys(child, f"{prefix}{name}.")
     return found
 
 
