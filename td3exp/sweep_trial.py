@@ -104,12 +104,12 @@ class TrialReporter:
         self._optuna = optuna
         self.pruned = optuna.TrialPruned
         storage = open_storage(storage_url)
-        study = optuna.load_study(study_name=study_name, storage=storage)
-        pruner_conf = study.user_attrs.get("pruner", {"name": "none"})
+        study_id = storage.get_study_id_from_name(study_name)
+        pruner_conf = storage.get_study_user_attrs(study_id).get("pruner", {"name": "none"})
         # the pruner the sweeper configured: should_prune() runs here, in the job
         study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(pruner_conf))
-        trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
-        self.trial = optuna.trial.Trial(study, trial_id)
+        # the trial the sweeper asked for: Optuna has no public getter of a live Trial, so one is bound to its id
+        self.trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, number))
         # Optuna prunes single-objective studies only; multi-objective trials just run to the end
         self.prunable = len(study.directions) == 1
         self.stability = None

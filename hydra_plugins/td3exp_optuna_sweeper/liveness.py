@@ -65,7 +65,7 @@ def recover_left_behind(study: optuna.Study, storage: BaseStorage, stale_after: 
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:
-            optuna.trial.Trial(study, trial_id).set_user_attr("failure", f"left behind: {reason}; re-run")
+            storage.set_trial_user_attr(trial_id, "failure", f"left behind: {reason}; re-run")
             study.tell(trial.number, state=TrialState.FAIL)
         except (ValueError, RuntimeError):  # another sweeper recovered it first (the trial is finished now)
             continue
