@@ -27,6 +27,10 @@ RESUMABLE = [
 # two env processes: each env replays its own episode tape on resume (small networks keep it quick)
 TWO_ENVS = [*RESUMABLE, "env.num_envs=2", "env.vector=async", "encoder.features_dim=64", "agent.hidden_dims=[32,32]"]
 
+# seeds the kill delays (as shares of the reference run's duration); a failure message names it, so
+# TD3EXP_KILL_SEED=N pytest tests/test_resume.py draws the same delays again
+KILL_SEED = int(os.environ.get("TD3EXP_KILL_SEED", "0"))
+
 
 def start(run_dir: Path, args: list[str] = RESUMABLE) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SDL_VIDEODRIVER": "dummy"}
@@ -68,7 +72,12 @@ def newest_checkpoint(run_dir: Path) -> str:
 
 
 def kill_resume_and_compare(reference_dir: Path, duration: float, run_dir: Path, args: list[str]) -> None:
-    rng = random.Random(os.getpid())
+    rng = random.Random(KILL_SEED)
+    shares: list[float] = []  # each signal's delay after a new checkpoint, as a share of the reference duration
+
+    def context() -> str:
+        return f"(TD3EXP_KILL_SEED={KILL_SEED}: delays {', '.join(f'{s:.3f}' for s in shares)} x {duration:.1f} s)"
+
     # stop at random moments after each session wrote a new checkpoint (so every resume has something to resume
     # from), not only at checkpoint steps: a SIGTERM (checkpoint and exit 5), then SIGKILLs
     resumed = 0
@@ -77,7 +86,8 @@ def kill_resume_and_compare(reference_dir: Path, duration: float, run_dir: Path,
         process = start(run_dir, args)
         while process.poll() is None and newest_checkpoint(run_dir) <= before:
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.3) * duration)
+        shares.append(rng.uniform(0.0, 0.3))
+        time.sleep(shares[-1] * duration)
         process.send_signal(sig)
         sent = time.perf_counter()
         out, err = process.communicate(timeout=120)
@@ -85,26 +95,26 @@ def kill_resume_and_compare(reference_dir: Path, duration: float, run_dir: Path,
         if process.returncode == 0:
             break  # it finished before the signal: nothing left to interrupt
         if sig == signal.SIGTERM:
-            assert process.returncode == 5, err[-2000:]
-            assert time.perf_counter() - sent < 30
+            assert process.returncode == 5, f"{context()}\n{err[-2000:]}"
+            assert time.perf_counter() - sent < 30, context()
             last = err.strip().splitlines()[-1]
-            assert "stopped by SIGTERM" in last and "run the same command to resume" in last
+            assert "stopped by SIGTERM" in last and "run the same command to resume" in last, f"{context()} {last}"
         else:
-            assert process.returncode == -signal.SIGKILL
+            assert process.returncode == -signal.SIGKILL, f"{context()}\n{err[-2000:]}"
     process = start(run_dir, args)
     out, err = process.communicate(timeout=600)
-    assert process.returncode == 0, err[-3000:]
-    assert resumed + ("resumed from" in err) >= 2, "the kills came too late to test a resume"
+    assert process.returncode == 0, f"{context()}\n{err[-3000:]}"
+    assert resumed + ("resumed from" in err) >= 2, f"the kills came too late to test a resume {context()}"
 
     expected, got = read_scalars(reference_dir), read_scalars(run_dir)
-    assert expected.keys() == got.keys()
+    assert expected.keys() == got.keys(), context()
     for tag, points in expected.items():
-        assert got[tag] == points, f"{tag} differs after resume"  # steps and float32 values, no duplicates
+        assert got[tag] == points, f"{tag} differs after resume {context()}"  # steps and float32 values, no duplicates
     a = torch.load(reference_dir / "model.pt", weights_only=True)
     b = torch.load(run_dir / "model.pt", weights_only=True)
     for net in a:
         for key, tensor in a[net].items():
-            assert torch.equal(tensor, b[net][key]), f"{net}.{key}"
+            assert torch.equal(tensor, b[net][key]), f"{net}.{key} {context()}"
 
 
 def test_resume_with_another_config_exits_2_naming_the_keys(reference) -> None:
