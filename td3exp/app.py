@@ -2,8 +2,9 @@
 
 Validates the config, wires env, agent, replay, logger and trainer, continues from the run directory's newest valid
 checkpoint when there is one, and returns the final evaluation return (the objective that sweeps optimize).
-Exit codes: 0 done, 2 config error, 3 stopped on non-finite values, 4 the simulator was lost for good, 5 stopped by
-a signal after writing a checkpoint (run the same command to resume), 6 a checkpoint could not be written.
+Exit codes (``EXIT_CODES``): 0 done, 2 the run cannot start as configured, 3 stopped on non-finite values, 4 the
+simulator was lost for good, 5 stopped by a signal after writing a checkpoint (run the same command to resume), 6 a
+checkpoint could not be written.  Inside a multirun the same errors are raised instead, so only that job fails.
 """
 
 from __future__ import annotations
@@ -58,101 +59,109 @@ def fail(message: str, code: int) -> None:
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
+class StartupError(RuntimeError):
+    """The run cannot start as configured (a bad value, no simulator server, a CUDA-only option without CUDA)."""
+
+
+# the exit code of each way a single run can end early; a sweep job raises instead, so the sweep goes on
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (StartupError, 2), (NonFiniteError, 3), (SimulatorUnavailable, 4), (CheckpointError, 6),
+)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(dict_cfg: DictConfig) -> float:
-    cfg: Config = OmegaConf.to_object(dict_cfg)  # type: ignore[assignment]
-    hydra_cfg = HydraConfig.get()
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    config = cast(dict[str, Any], OmegaConf.to_container(dict_cfg, resolve=True))
-    store = CheckpointStore(checkpoint_dir(run_dir), cfg.checkpoint.keep, warn=say)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        cli.check_known_keys(dict_cfg)
-        validate(cfg)
-        checkpoint = store.latest()
-        if cfg.resume and checkpoint is None:
-            raise ConfigError(f"resume={cfg.resume}: no valid checkpoint in {checkpoint_dir(run_dir)}")
-        if checkpoint is not None and (changed := config_differences(checkpoint.state["config"], config)):
-            raise ConfigError(f"{run_dir} was run with another config (differs in {', '.join(changed)}); resume "
-                              "with the same settings (only total_steps, logger.* and checkpoint.* may change) "
-                              "or start a new run directory")
-    except ConfigError as error:
-        if multirun:
-            raise  # the launcher records this job as failed and the sweep goes on; sys.exit would end the sweep
-        fail(f"config error: {error}", 2)
-    seed_everything(cfg.seed, cfg.deterministic)
-    device = build.resolve_device(cfg.device)
-
-    try:
-        envs = build.build_envs(cfg)  # env.num_envs training + evaluation env pairs
-    except (SimulatorUnavailable, ConfigError) as error:  # e.g. env=carla without a server: one line, no traceback
-        if multirun:
-            raise RuntimeError(str(error)) from error  # this job fails; the sweep goes on
-        fail(str(error) if isinstance(error, SimulatorUnavailable) else f"config error: {error}", 2)
-    obs_shape, action_shape = envs.single_observation_space.shape, envs.single_action_space.shape
-    assert obs_shape is not None and action_shape is not None
-    action_dim = action_shape[0]
-    agent = build.build_agent(cfg, obs_shape, action_dim, device)
-    replay = build.build_replay(cfg, obs_shape, action_dim, device)
-    overrides = list(hydra_cfg.overrides.task)
-    name = run_name(overrides)
-    origin = provenance.collect(device)
-    provenance.write(run_dir, origin)
-    logged_config = {**config, "condition": condition_name(overrides), "provenance": origin}  # dashboards group by it
-    reporter = None
-    if cfg.trial.study_name is not None and cfg.trial.number is not None:
-        reporter = TrialReporter.from_environment(cfg.trial.study_name, cfg.trial.number,
-                                                  cfg.monitor.saturation.critical)
-    resume_step = checkpoint.step if checkpoint is not None else None
-    wandb_id = checkpoint.state["wandb_id"] if checkpoint is not None else None
-    if multirun:  # each sweep job is its own W&B run, grouped by its study (Optuna) or sweep directory
-        logged_config["sweep"] = {"dir": hydra_cfg.sweep.dir, "job": hydra_cfg.job.num, "overrides": overrides}
-        if reporter is not None:
-            logged_config["sweep"]["trial_number"] = reporter.trial.number
-        group = cfg.trial.study_name or str(hydra_cfg.sweep.dir)
-        logger = build.build_logger(cfg, run_dir, logged_config, name, job_type="sweep", default_group=group,
-                                    resume_step=resume_step, wandb_id=wandb_id)
-    else:
-        logger = build.build_logger(cfg, run_dir, logged_config, name, resume_step=resume_step, wandb_id=wandb_id)
-    checkpointer = RunCheckpointer(store, agent, replay, config, lambda: logger.wandb_id)
-    stop = StopSignals()
-    trainer = Trainer(envs, None, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
-                      show_progress=cfg.logger.progress_bar, on_evaluation=reporter.report if reporter else None,
-                      on_log=reporter.check if reporter else None, checkpoint=checkpointer, stop=stop)
-    checkpointer.trainer = trainer
-    if checkpoint is not None:
-        warning = restore(checkpoint, agent, replay, trainer)
-        say(f"resumed from {checkpoint.path} (step {checkpoint.step})" + (f"; {warning}" if warning else ""))
-    try:
-        with stop:
-            result = trainer.run()
-        logger.summary({"eval/final_return": result, "trial/state": "COMPLETE"})
-        if reporter is not None:
-            reporter.finish(trainer.summary())
-    except Interrupted as interrupted:
-        logger.summary({"trial/state": "INTERRUPTED", "trial/reason": str(interrupted)})
-        say(str(interrupted))
-        stop.hand_over()  # under submitit: its handler requeues the job, which then resumes from the checkpoint
+        return run(dict_cfg)
+    except Interrupted:  # a checkpoint was written; the message is said already
         if multirun:
             raise  # a BaseException: the sweep stops too, and resumes with the same command
         sys.exit(5)
-    except (CheckpointError, SimulatorUnavailable) as error:
-        logger.summary({"trial/state": "FAIL", "trial/reason": str(error)})
-        if multirun:
-            raise RuntimeError(str(error)) from error
-        fail(str(error), 6 if isinstance(error, CheckpointError) else 4)
-    except BaseException as error:
-        outcome = reporter.outcome(error) if reporter is not None else error  # a stability pruner prunes a NaN stop
-        pruned = reporter is not None and isinstance(outcome, reporter.pruned)
-        logger.summary({"trial/state": "PRUNED" if pruned else "FAIL", "trial/reason": str(outcome)})
-        if multirun or not isinstance(error, NonFiniteError):
-            # in a sweep the launcher records the job as failed (or pruned); the other jobs go on
+    except Exception as error:
+        code = next((c for kind, c in EXIT_CODES if isinstance(error, kind)), None)
+        if multirun or code is None:
+            raise  # in a sweep the launcher records the job as failed (or pruned); the other jobs go on
+        fail(str(error), code)
+    raise AssertionError("unreachable")
+
+
+def start(dict_cfg: DictConfig, cfg: Config, run_dir: Path) -> Any:
+    """Validate, find the checkpoint to continue from (or None); raises StartupError on a user mistake."""
+    try:
+        cli.check_known_keys(dict_cfg)
+        validate(cfg)
+    except ConfigError as error:
+        raise StartupError(f"config error: {error}") from error
+    store = CheckpointStore(checkpoint_dir(run_dir), cfg.checkpoint.keep, warn=say)
+    checkpoint = store.latest()
+    config = cast(dict[str, Any], OmegaConf.to_container(dict_cfg, resolve=True))
+    if cfg.resume and checkpoint is None:
+        raise StartupError(f"config error: resume={cfg.resume}: no valid checkpoint in {checkpoint_dir(run_dir)}")
+    if checkpoint is not None and (changed := config_differences(checkpoint.state["config"], config)):
+        raise StartupError(f"config error: {run_dir} was run with another config (differs in {', '.join(changed)}); "
+                           "resume with the same settings (only total_steps, logger.* and checkpoint.* may change) "
+                           "or start a new run directory")
+    return store, checkpoint, config
+
+
+def run(dict_cfg: DictConfig) -> float:
+    cfg: Config = OmegaConf.to_object(dict_cfg)  # type: ignore[assignment]
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    store, checkpoint, config = start(dict_cfg, cfg, run_dir)
+    seed_everything(cfg.seed, cfg.deterministic)
+    device = build.resolve_device(cfg.device)
+    try:
+        envs = build.build_envs(cfg)  # env.num_envs training + evaluation env pairs
+    except (SimulatorUnavailable, ConfigError) as error:  # e.g. env=carla without a server
+        raise StartupError(str(error) if isinstance(error, SimulatorUnavailable) else f"config error: {error}") \
+            from error
+    logger = None
+    try:
+        obs_shape, action_shape = envs.single_observation_space.shape, envs.single_action_space.shape
+        assert obs_shape is not None and action_shape is not None
+        try:
+            agent = build.build_agent(cfg, obs_shape, action_shape[0], device)
+        except ConfigError as error:  # e.g. agent.cuda_graph=true where device=auto found no GPU
+            raise StartupError(f"config error: {error}") from error
+        replay = build.build_replay(cfg, obs_shape, action_shape[0], device)
+        reporter = None
+        if cfg.trial.study_name is not None and cfg.trial.number is not None:
+            reporter = TrialReporter.from_environment(cfg.trial.study_name, cfg.trial.number,
+                                                      cfg.monitor.saturation.critical)
+        logger = make_logger(cfg, config, hydra_cfg, run_dir, device, checkpoint, reporter)
+        checkpointer = RunCheckpointer(store, agent, replay, config, lambda: logger.wandb_id)
+        stop = StopSignals()
+        trainer = Trainer(envs, None, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
+                          show_progress=cfg.logger.progress_bar,
+                          on_evaluation=reporter.report if reporter else None,
+                          on_log=reporter.check if reporter else None, checkpoint=checkpointer, stop=stop)
+        checkpointer.trainer = trainer
+        if checkpoint is not None:
+            warning = restore(checkpoint, agent, replay, trainer)
+            say(f"resumed from {checkpoint.path} (step {checkpoint.step})" + (f"; {warning}" if warning else ""))
+        try:
+            with stop:
+                result = trainer.run()
+        except Interrupted as interrupted:
+            logger.summary({"trial/state": "INTERRUPTED", "trial/reason": str(interrupted)})
+            say(str(interrupted))
+            stop.hand_over()  # under submitit: its handler requeues the job, which then resumes from the checkpoint
+            raise
+        except BaseException as error:
+            outcome = reporter.outcome(error) if reporter is not None else error  # a stability pruner prunes NaN
+            pruned = reporter is not None and isinstance(outcome, reporter.pruned)
+            logger.summary({"trial/state": "PRUNED" if pruned else "FAIL", "trial/reason": str(outcome)})
             if outcome is error:
                 raise
             raise outcome from error
-        fail(f"stopped: {error}. Logs are in {run_dir}", 3)
+        logger.summary({"eval/final_return": result, "trial/state": "COMPLETE"})
+        if reporter is not None:
+            reporter.finish(trainer.summary())
     finally:
-        logger.close()
+        if logger is not None:
+            logger.close()
         envs.close()
     if cfg.save_model:
         save_atomic(agent.state_dict(), run_dir / "model.pt")
@@ -161,3 +170,25 @@ def main(dict_cfg: DictConfig) -> float:
         f"in {trainer.wall_time:.0f} s ({trainer.steps_per_second:.1f} steps/s); run directory {run_dir}"
     )
     return result
+
+
+def make_logger(
+    cfg: Config, config: dict[str, Any], hydra_cfg: Any, run_dir: Path, device: torch.device, checkpoint: Any,
+    reporter: TrialReporter | None,
+) -> Any:
+    """TensorBoard + W&B for this run: named and grouped by its condition, with its provenance in the config, and
+    continuing the logs of the checkpoint it resumes (if any)."""
+    overrides = list(hydra_cfg.overrides.task)
+    origin = provenance.collect(device)
+    provenance.write(run_dir, origin)
+    logged_config = {**config, "condition": condition_name(overrides), "provenance": origin}  # dashboards group by it
+    resume = {"resume_step": checkpoint.step, "wandb_id": checkpoint.state["wandb_id"]} if checkpoint else {}
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return build.build_logger(cfg, run_dir, logged_config, run_name(overrides), **resume)
+    # each sweep job is its own W&B run, grouped by its study (Optuna) or sweep directory
+    logged_config["sweep"] = {"dir": hydra_cfg.sweep.dir, "job": hydra_cfg.job.num, "overrides": overrides}
+    if reporter is not None:
+        logged_config["sweep"]["trial_number"] = reporter.trial.number
+    group = cfg.trial.study_name or str(hydra_cfg.sweep.dir)
+    return build.build_logger(cfg, run_dir, logged_config, run_name(overrides), job_type="sweep",
+                              default_group=group, **resume)

@@ -116,8 +116,9 @@ class CheckpointStore:
         """Write a complete checkpoint atomically, then delete all but the newest ``keep``."""
         final = self.directory / f"step_{step:010d}"
         tmp = final.with_name(final.name + ".tmp")
+        for leftover in self.directory.glob("step_*.tmp"):  # what a crash mid-write left behind
+            shutil.rmtree(leftover, ignore_errors=True)
         try:
-            shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             files = {STATE: _write(tmp / STATE, lambda f: torch.save(state, f))}  # type: ignore[arg-type]
             for name, array in arrays.items():
@@ -125,10 +126,12 @@ class CheckpointStore:
             manifest = {"step": step, "files": files}
             _write(tmp / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
             _fsync_dir(tmp)
-            if final.exists():  # a re-written step (e.g. a resumed run stopping at once): replace it whole
-                shutil.rmtree(final)
+            old = final.with_name(final.name + ".old")
+            if final.exists():  # a re-written step (a resumed run stopping at once): the old copy goes only after
+                os.replace(final, old)
             os.replace(tmp, final)
             _fsync_dir(self.directory)
+            shutil.rmtree(old, ignore_errors=True)
         except OSError as error:
             shutil.rmtree(tmp, ignore_errors=True)
             raise CheckpointError(
@@ -139,11 +142,11 @@ class CheckpointStore:
         return final
 
     def complete(self) -> list[Path]:
-        """Checkpoint directories that were fully renamed into place, oldest first (unfinished ``.tmp`` ones are
-        left-overs of a crash mid-write)."""
+        """Checkpoint directories that were fully renamed into place, oldest first (``.tmp`` ones are left-overs of
+        a crash mid-write, removed by the next save; ``.old`` ones of a crash while a step was re-written)."""
         if not self.directory.is_dir():
             return []
-        return sorted(p for p in self.directory.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
+        return sorted(p for p in self.directory.glob("step_*") if p.is_dir() and not p.name.endswith((".tmp", ".old")))
 
     def latest(self) -> Checkpoint | None:
         """The newest checkpoint that validates; each one skipped as corrupt or truncated is reported in one line."""

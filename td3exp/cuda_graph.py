@@ -23,21 +23,21 @@ UpdateBody = Callable[[ReplayBatch, bool], dict[str, torch.Tensor]]
 
 
 class GraphedUpdate:
-    """``step(batch, with_actor)``: eager on a side stream for the first ``warmup`` calls (lazy state such as
-    optimizer moments and cuBLAS workspaces is created there, as CUDA graphs require), then captured per branch on
-    first use and replayed."""
+    """``step(batch, with_actor)``: each branch runs eager on a side stream for its first ``warmup`` calls (lazy
+    state such as optimizer moments and cuBLAS workspaces is created there, never inside a capture, as CUDA graphs
+    require), then is captured once and replayed."""
 
     def __init__(self, body: UpdateBody, warmup: int = 3) -> None:
         self.body, self.warmup = body, warmup
-        self.calls = 0
+        self.eager_calls = {False: 0, True: 0}  # per branch: with_actor=True is only every policy_delay-th update
         self.static: ReplayBatch | None = None
         self.graphs: dict[bool, tuple[torch.cuda.CUDAGraph, list[str], torch.Tensor]] = {}
         self.pool: Any = None  # the first graph's memory pool handle, shared by the second
         self.side = torch.cuda.Stream()
 
     def step(self, batch: ReplayBatch, with_actor: bool) -> dict[str, torch.Tensor]:
-        self.calls += 1
-        if self.calls <= self.warmup:
+        if self.eager_calls[with_actor] < self.warmup:
+            self.eager_calls[with_actor] += 1
             self.side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(self.side):
                 metrics = self.body(batch, with_actor)

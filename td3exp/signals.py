@@ -14,11 +14,13 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 class Interrupted(BaseException):
     """The run stopped on a signal after writing its checkpoint.  A BaseException, not an Exception: Hydra's
-    launchers and the sweeper record Exceptions as failed jobs and go on, but a stopped process must stop."""
+    launchers and the sweeper record Exceptions as failed jobs and go on, but a stopped process must stop.  Its only
+    argument is the message, so it pickles (launchers carry a job's outcome between processes)."""
 
-    def __init__(self, signal_name: str, step: int, checkpoint: str | None) -> None:
+    @classmethod
+    def at(cls, signal_name: str, step: int, checkpoint: str | None) -> Interrupted:
         where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint (checkpoints are off)"
-        super().__init__(f"stopped by {signal_name} at step {step} with {where}; run the same command to resume")
+        return cls(f"stopped by {signal_name} at step {step} with {where}; run the same command to resume")
 
 
 class StopSignals:

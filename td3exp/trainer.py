@@ -121,7 +121,9 @@ class Trainer:
         self._learn(base)  # on CPU the env processes run meanwhile; on a GPU nothing here waits on the device
         next_obs, rewards, terminated, truncated, infos = self.envs.step_wait()
         if self._unavailable(infos):  # an env gave up reconnecting: keep what was learned so far
-            self._save(base)  # these N steps never reached the replay (their updates stay in the checkpoint)
+            # these N steps never reached the replay; their updates stay in the checkpoint and run again on resume:
+            # not an exact resume, which a simulator that was lost cannot give anyway
+            self._save(base)
             self._raise_if_unavailable(infos)
         self.step = base + self.n
         finished = []
@@ -217,7 +219,7 @@ class Trainer:
         if not already_saved:
             self._save(step)
         self._bar.close()
-        raise Interrupted(self.stop.name, step, self.last_checkpoint)
+        raise Interrupted.at(self.stop.name, step, self.last_checkpoint)
 
     def evaluate(self, step: int) -> float:
         """Deterministic actor, native env reward, episodes spread over the parallel envs; logs eval/return and

@@ -103,10 +103,16 @@ def validate(cfg: Config) -> None:
     inject = cfg.debug.inject_nonfinite_at
     if inject is not None and inject < 1:
         raise ConfigError(f"debug.inject_nonfinite_at must be an update number >= 1 (got {inject})")
-    if cfg.total_steps < a.start_steps:
+    learning_starts = max(a.start_steps, a.batch_size)  # random actions until start_steps; a batch must be stored
+    if cfg.total_steps <= learning_starts:
         raise ConfigError(
-            f"total_steps ({cfg.total_steps}) is smaller than agent.start_steps ({a.start_steps}): "
-            "the agent would never learn; raise total_steps or lower agent.start_steps"
+            f"total_steps ({cfg.total_steps}) does not exceed agent.start_steps ({a.start_steps}) and "
+            f"agent.batch_size ({a.batch_size}): the agent would never learn; raise total_steps or lower them"
+        )
+    if cfg.logger.every_update and a.utd_ratio / a.train_freq > 1:
+        raise ConfigError(
+            "logger.every_update=true logs each update at its agent step, but agent.utd_ratio / agent.train_freq > 1 "
+            "makes several updates per step; use windowed logging (logger.every_update=false)"
         )
     if cfg.device != "auto" and cfg.device.split(":")[0] not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"device must be auto, cpu, cuda[:N] or mps (got {cfg.device!r})")

@@ -59,12 +59,23 @@ def test_a_broken_newest_checkpoint_falls_back_to_the_previous_with_one_line(tmp
     assert len(messages) == 1 and str(newest) in messages[0] and "\n" not in messages[0]
 
 
-def test_a_crash_mid_write_leaves_a_tmp_directory_that_is_ignored(tmp_path: Path) -> None:
+def test_a_crash_mid_write_leaves_a_tmp_directory_that_is_ignored_then_removed(tmp_path: Path) -> None:
     s = store(tmp_path)
     save(s, 10)
     (s.directory / "step_0000000020.tmp").mkdir()  # what a SIGKILL during the next save leaves behind
     latest = s.latest()
     assert latest is not None and latest.step == 10
+    save(s, 30)  # the next save cleans up
+    assert sorted(p.name for p in s.directory.iterdir()) == ["step_0000000010", "step_0000000030"]
+
+
+def test_rewriting_a_step_replaces_it_whole(tmp_path: Path) -> None:
+    s = store(tmp_path, keep=1)
+    save(s, 10)
+    s.save(10, {"step": "again"}, {"frames": np.zeros(3, dtype=np.uint8)})
+    latest = s.latest()
+    assert latest is not None and latest.state["step"] == "again" and set(latest.arrays) == {"frames"}
+    assert [p.name for p in s.directory.iterdir()] == ["step_0000000010"]
 
 
 @pytest.fixture

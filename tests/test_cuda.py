@@ -61,17 +61,18 @@ def test_pinned_double_buffered_sampling_matches_cpu_sampling() -> None:
         assert torch.equal(cpu.rewards, gpu.rewards.cpu())
 
 
-@pytest.mark.parametrize("clip", ["norm10", "auto"])
-def test_cuda_graph_update_matches_eager_on_the_same_batches(clip: str) -> None:
+@pytest.mark.parametrize(("clip", "delay"), [("norm10", 2), ("auto", 2), ("norm10", 4)])
+def test_cuda_graph_update_matches_eager_on_the_same_batches(clip: str, delay: int) -> None:
     """Warm-up, then both captured branches (critic only; critic + actor + Polyak), against eager updates on the same
-    batches from the same weights. Target noise off: a graph draws its random numbers from a different offset."""
-    overrides = ["agent.policy_delay=2", "agent.target_noise=0", f"clip={clip}"]
+    batches from the same weights (delay 4: the actor branch is warmed up on its own before its capture). Target
+    noise off: a graph draws its random numbers from a different offset."""
+    overrides = [f"agent.policy_delay={delay}", "agent.target_noise=0", f"clip={clip}"]
     torch.manual_seed(0)
     eager = cuda_agent(*overrides)
     torch.manual_seed(0)
     graphed = cuda_agent(*overrides, "agent.cuda_graph=true")
     assert graphed.graphed is not None
-    for i in range(8):
+    for i in range(4 * delay + 4):
         batch = to_cuda(make_batch(seed=i))
         a, b = eager.update(batch, step=i), graphed.update(batch, step=i)
         assert a.keys() == b.keys()
