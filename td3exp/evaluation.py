@@ -12,8 +12,9 @@ from td3exp.envs.vector import UNAVAILABLE, ParallelEnvs
 
 
 class Evaluation:
-    """``run(seeds)`` plays one episode per seed with ``act(obs) -> action`` on the evaluation side of ``envs`` and
-    returns their native returns and lengths (in the order of ``seeds``, whichever env played them).
+    """``run(seeds)`` plays one episode per seed on the evaluation side of ``envs`` and returns their native returns
+    and lengths (in the order of ``seeds``, whichever env played them).  ``act(obs) -> actions`` maps the
+    observations (K, C, H, W) of the K envs playing to their actions (K, A): one call per vector step.
 
     An episode that loses its simulator (CARLA's ``info["simulator_lost"]``) does not count its partial return: it
     is played again from its seed, and ``note`` says so.  ``stop_requested`` is checked every step; when it says
@@ -50,8 +51,7 @@ class Evaluation:
                 raise Evaluation.Stopped
             active = [i for i in range(n) if self.episode[i] is not None]
             actions = np.zeros((n, *self.action_shape), dtype=np.float32)
-            for i in active:
-                actions[i] = self.act(self.obs[i])
+            actions[active] = self.act(self.obs[active])  # one call for the envs playing; parked ones step with zeros
             next_obs, _, terminated, truncated, infos = self.envs.step(actions)
             restart: dict[int, int | None] = {}
             for i in active:

@@ -228,7 +228,7 @@ class Trainer:
             return float("nan")
         # the same tracks at every evaluation: returns stay comparable over time
         seeds = [self.seed + 10_000 + episode for episode in range(self.s.eval_episodes)]
-        evaluation = Evaluation(self.envs, lambda obs: self.agent.act(obs, step, eval_mode=True),
+        evaluation = Evaluation(self.envs, lambda obs: self.agent.act_batch(obs, step, eval_mode=True),
                                 self._stop_requested, note=tqdm.write)
         returns, lengths = evaluation.run(seeds)
         mean_return = float(np.mean(returns))

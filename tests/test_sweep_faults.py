@@ -31,7 +31,8 @@ def test_config_errors_in_one_trial_fail_it_and_the_sweep_goes_on(tmp_path: Path
         trial = trials["norm7", batch]
         assert trial.state == TrialState.FAIL and "norm7" in trial.user_attrs["failure"]
     failure = trials["none", 1000].user_attrs["failure"]
-    assert trials["none", 1000].state == TrialState.FAIL and failure.startswith("ConfigError: agent.batch_size")
+    assert trials["none", 1000].state == TrialState.FAIL
+    assert failure.startswith("StartupError: config error: agent.batch_size")
 
 
 def start_sweep(cwd: Path, db: Path, *args: str) -> subprocess.Popen:

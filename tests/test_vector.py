@@ -180,13 +180,20 @@ def test_evaluation_spreads_episodes_over_envs_on_the_same_tracks() -> None:
     seeds, make = [11, 12, 13], car_racing(25)
     envs = ParallelEnvs.make([make, make], [make, lambda: LosesItsSimulator(make(), at=7)], "sync")
     notes: list[str] = []
+    batches: list[int] = []
+
+    def drive_all(obs: np.ndarray) -> np.ndarray:
+        batches.append(len(obs))  # one call per vector step, for the envs playing
+        return np.stack([drive(o) for o in obs])
+
     try:
-        returns, lengths = Evaluation(envs, drive, lambda: False, note=notes.append).run(seeds)
+        returns, lengths = Evaluation(envs, drive_all, lambda: False, note=notes.append).run(seeds)
         assert list(lengths) == [25, 25, 25]
+        assert sum(batches) == 3 * 25 + 7 and set(batches) == {1, 2}  # 7 steps of the lost episode
         np.testing.assert_allclose(returns, single_episode_returns(seeds, 25))
         assert len(notes) == 1 and "episode 1 lost its simulator" in notes[0]
         with pytest.raises(Evaluation.Stopped):
-            Evaluation(envs, drive, lambda: True).run(seeds)
+            Evaluation(envs, drive_all, lambda: True).run(seeds)
         assert envs.vector.get_attr("mode") == ("train", "train")
     finally:
         envs.close()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from td3exp.dashboard.names import condition_name  # the same names as TensorBoard and W&B show
+from td3exp.dashboard.names import NOT_A_CONDITION, condition_name  # the names TensorBoard and W&B show
 from td3exp.report.events import EVENTS_GLOB, CorruptEventFile, read_scalars
 
 TABLE_SUFFIX = ".parquet"
@@ -146,5 +146,4 @@ def _read_scalars(run_dir: Path) -> dict[str, Series]:
 
 def seed_free_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config that defines a condition: without the seed and the run's logging identity."""
-    ignored = ("seed", "logger", "device", "save_model", "deterministic", "trial")
-    return {k: v for k, v in config.items() if k not in ignored}
+    return {k: v for k, v in config.items() if k != "seed" and not f"{k}.".startswith(NOT_A_CONDITION)}
