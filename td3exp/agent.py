@@ -1,4 +1,4 @@
-"""TD3 (Fujimoto et al., 2018) on image observations.
+"""TD3 (Fujimoto et al., 2018) on image observations or state vectors.
 
 Clipped double-Q, delayed policy updates, target policy smoothing, Polyak-averaged targets.  ``update`` shows the
 paper's math; each optimizer step is wrapped in a ``MeasuredStep`` (gradient norms, clipping, the non-finite skip,
@@ -78,6 +78,8 @@ class TD3Agent:
         self.num_updates = 0
         self._float_obs: dict[str, torch.Tensor] = {}  # reused scaled-pixel buffers (see NatureCNN.preprocess)
         self._zero = torch.zeros((), device=device)
+        # an encoder with weights (a CNN) has features worth measuring; a state vector (encoder=mlp) has none
+        self.learned_features = any(True for _ in critic.encoder.parameters())
         # the whole update as CUDA graphs (td3exp/cuda_graph.py); the optimizers must be fused and capturable
         self.graphed = GraphedUpdate(self.update_body) if cuda_graph else None
 
@@ -97,7 +99,10 @@ class TD3Agent:
         return obs.contiguous(memory_format=torch.channels_last) if self.channels_last else obs
 
     def _scaled(self, name: str, obs: torch.Tensor) -> torch.Tensor:
-        """Batch pixels as floats in a buffer reused every update (all encoders share one pixel scale)."""
+        """Batch pixels as floats in a buffer reused every update (all encoders share one pixel scale); state
+        vectors are floats already."""
+        if obs.is_floating_point():
+            return obs
         buffer = self._float_obs.get(name)
         if buffer is None or buffer.shape != obs.shape:
             fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -146,7 +151,7 @@ class TD3Agent:
             obs, batch.actions, batch.rewards, next_obs, batch.terminated)
         finite, step_metrics = self.critic_step.step(critic_loss)
         metrics.update(step_metrics)
-        if self.measure:
+        if self.measure and self.learned_features:
             metrics["features/critic_norm"] = mean_feature_norm(critic_features)
         if with_actor:
             actor_loss, features, preactivation, actor_metrics = self.actor_loss(obs, critic_features)
@@ -217,8 +222,9 @@ class TD3Agent:
             "actor/saturation": per_dimension.mean(),
             "actor/saturation_max": per_dimension.max(),
             "actor/preact_abs": preactivation.detach().abs().mean(),
-            "features/actor_norm": mean_feature_norm(features),
         }
+        if self.learned_features:
+            metrics["features/actor_norm"] = mean_feature_norm(features)
         if self.shared_encoder:  # the actor loss has no path into a CNN: its CNN metrics are 0 by definition
             metrics.update({f"{k}/actor_cnn": self._zero for k in ("grad", "grad_clipped", "update_ratio")})
         return metrics

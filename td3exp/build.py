@@ -4,7 +4,6 @@ explicit, typed arguments of one component."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -15,16 +14,16 @@ import torch
 
 from td3exp.agent import TD3Agent
 from td3exp.clipping import AutoClip
-from td3exp.config import CarlaEnvConfig, Config, ConfigError
-from td3exp.envs import make_car_racing
+from td3exp.config import CarlaEnvConfig, Config, ConfigError, GymnasiumEnvConfig
+from td3exp.envs import make_car_racing, make_gymnasium_task
 from td3exp.envs.vector import ParallelEnvs
 from td3exp.loggers import Logger, WandbMode
 from td3exp.measured_step import MeasuredStep
 from td3exp.monitor import GradientMonitor, Thresholds
-from td3exp.networks import Actor, ActorHead, Critic, NatureCNN, TwinQHead, to_device
+from td3exp.networks import Actor, ActorHead, Critic, Encoder, NatureCNN, TwinQHead, VectorInput, to_device
 from td3exp.replay import FrameReplay
 from td3exp.rewards import RewardWeights
-from td3exp.schedule import Schedule
+from td3exp.schedule import Schedule, updates_per_step
 
 
 def resolve_device(name: str) -> torch.device:
@@ -40,9 +39,13 @@ def env_maker(cfg: Config, evaluation: bool = False, env_index: int = 0) -> Call
     ``env_index`` numbers parallel envs: under env=carla each index uses its own server (env.port + index *
     env.port_step); the training and evaluation env of one index share it.
     """
-    w = cfg.reward.weights
-    weights = RewardWeights(w.progress, w.smoothness, w.lane_centering, w.efficiency)
     normalize = "none" if evaluation else cfg.reward.normalize
+    if isinstance(cfg.env, GymnasiumEnvConfig):
+        return partial(make_gymnasium_task, cfg.env.id, cfg.env.max_episode_steps, cfg.env.action_repeat,
+                       normalize=normalize, clip_range=cfg.reward.clip_range, gamma=cfg.agent.gamma)
+    w = cfg.reward.weights
+    assert w is not None  # validate() requires weights for the pixel envs
+    weights = RewardWeights(w.progress, w.smoothness, w.lane_centering, w.efficiency)
     if cfg.env.name == "carla":
         from td3exp.envs.carla.factory import make_carla  # imports carla: only when env=carla is chosen
 
@@ -50,6 +53,7 @@ def env_maker(cfg: Config, evaluation: bool = False, env_index: int = 0) -> Call
         return partial(make_carla, cfg.env, weights, target_speed=cfg.reward.target_speed, normalize=normalize,
                        clip_range=cfg.reward.clip_range, gamma=cfg.agent.gamma, seed=cfg.seed, env_index=env_index)
     e = cfg.env
+    assert e.max_episode_steps is not None  # validate() requires it for the pixel envs
     return partial(make_car_racing, frame_stack=e.frame_stack, image_size=e.image_size, action_repeat=e.action_repeat,
                    max_episode_steps=e.max_episode_steps, target_speed=cfg.reward.target_speed, weights=weights,
                    normalize=normalize, clip_range=cfg.reward.clip_range, gamma=cfg.agent.gamma)
@@ -60,11 +64,22 @@ def build_env(cfg: Config, evaluation: bool = False, env_index: int = 0) -> gym.
     return env_maker(cfg, evaluation, env_index)()
 
 
+def env_spaces(cfg: Config) -> tuple[gym.Space, gym.Space]:
+    """The (observation, action) spaces of the training env, without starting a simulator (a gymnasium task is
+    built once here to read them: cheap, and a wrong env.id fails here in one line)."""
+    e = cfg.env
+    if isinstance(e, GymnasiumEnvConfig):
+        env = make_gymnasium_task(e.id, e.max_episode_steps, e.action_repeat, "none", 1.0, cfg.agent.gamma)
+        env.close()
+        return env.observation_space, env.action_space
+    return (gym.spaces.Box(0, 255, (e.frame_stack, e.image_size, e.image_size), np.uint8),
+            gym.spaces.Box(-1.0, 1.0, (2,), np.float32))  # uint8 frame stacks, [steer, throttle_brake]
+
+
 def build_envs(cfg: Config) -> ParallelEnvs:
     """``env.num_envs`` paired training and evaluation envs (``env.vector``: a process each, or all in this one)."""
     indices, e = range(cfg.env.num_envs), cfg.env
-    spaces = (gym.spaces.Box(0, 255, (e.frame_stack, e.image_size, e.image_size), np.uint8),
-              gym.spaces.Box(-1.0, 1.0, (2,), np.float32))  # uint8 frame stacks, [steer, throttle_brake]
+    spaces = env_spaces(cfg)
     return ParallelEnvs.make([env_maker(cfg, False, i) for i in indices], [env_maker(cfg, True, i) for i in indices],
                              e.vector, spaces)
 
@@ -74,47 +89,55 @@ def build_agent(
 ) -> TD3Agent:
     """``measure=False`` builds the agent without its measuring (benchmarks price monitoring with it)."""
     e = cfg.encoder
-    features, hidden = e.features_dim, list(cfg.agent.hidden_dims)
+    hidden, kaiming = list(cfg.agent.hidden_dims), e.head_init == "kaiming"
+    vector = e.layout == "mlp"  # a state vector: no CNN, the heads see the observation
 
-    def encoder() -> NatureCNN:
-        return NatureCNN(obs_shape[0], obs_shape[-1], features, e.pixel_scale, e.trunk_norm)
+    def encoder() -> Encoder:
+        if vector:
+            return VectorInput(obs_shape[0])
+        return NatureCNN(obs_shape[0], obs_shape[-1], e.features_dim, e.pixel_scale, e.trunk_norm)
 
-    critic = Critic(encoder(), TwinQHead(features, action_dim, hidden))
+    critic_encoder = encoder()
+    features = critic_encoder.features_dim
+    critic = Critic(critic_encoder, TwinQHead(features, action_dim, hidden, kaiming))
     shared = e.layout == "shared_detached"
-    head = ActorHead(features, action_dim, hidden, bounded=cfg.agent.actor_head == "tanh")
+    head = ActorHead(features, action_dim, hidden, bounded=cfg.agent.actor_head == "tanh", kaiming=kaiming)
     actor = Actor(critic.encoder if shared else encoder(), head, detach_features=shared)
-    to_device(actor, device, channels_last=True)
-    to_device(critic, device, channels_last=True)
+    channels_last = not vector  # faster convs; a 2-D batch has no channels to reorder
+    to_device(actor, device, channels_last)
+    to_device(critic, device, channels_last)
+    cnn = not vector
 
     o = cfg.optim
     actor_groups: list[dict[str, Any]] = [{"params": actor.head.parameters(), "lr": o.actor_lr}]
-    if not shared:
+    if cnn and not shared:
         actor_groups.append({"params": actor.encoder.parameters(), "lr": o.actor_cnn_lr})
-    critic_groups = [
-        {"params": critic.head.parameters(), "lr": o.critic_lr},
-        {"params": critic.encoder.parameters(), "lr": o.critic_cnn_lr},
-    ]
+    critic_groups: list[dict[str, Any]] = [{"params": critic.head.parameters(), "lr": o.critic_lr}]
+    if cnn:
+        critic_groups.append({"params": critic.encoder.parameters(), "lr": o.critic_cnn_lr})
     m = cfg.monitor
     thresholds = {k: Thresholds(v.warning, v.critical) for k, v in m.thresholds.items()}
     saturation = Thresholds(m.saturation.warning, m.saturation.critical)
     monitor = GradientMonitor(thresholds, m.max_consecutive_nonfinite, device, saturation)
     c = cfg.clip
     actor_clip = AutoClip(c.auto_percentile, c.auto_history, device) if c.auto_percentile is not None else c.max_norm
-    # actor-side modules; under a shared encoder the actor has no CNN of its own
+    # measured modules: under a shared encoder the actor has no CNN of its own, under encoder=mlp nobody has one
     actor_modules: dict[str, torch.nn.Module] = {"actor": actor.head}
-    if not shared:
+    critic_modules: dict[str, torch.nn.Module] = {"critic": critic.head}
+    if cnn and not shared:
         actor_modules["actor_cnn"] = actor.encoder
+    if cnn:
+        critic_modules["critic_cnn"] = critic.encoder
     graph = cfg.agent.cuda_graph
     if graph and device.type != "cuda":
         raise ConfigError(f"agent.cuda_graph=true needs a CUDA device (this run resolved device={device}); "
                           "set agent.cuda_graph=false")
     actor_step = MeasuredStep(build_optimizer(o.name, actor_groups, o.momentum, graph), actor_modules, actor_clip,
                               monitor, measure)
-    critic_step = MeasuredStep(build_optimizer(o.name, critic_groups, o.momentum, graph),
-                               {"critic": critic.head, "critic_cnn": critic.encoder}, c.critic_max_norm, monitor,
-                               measure)
+    critic_step = MeasuredStep(build_optimizer(o.name, critic_groups, o.momentum, graph), critic_modules,
+                               c.critic_max_norm, monitor, measure)
     return TD3Agent(actor, critic, actor_step, critic_step, monitor, cfg.agent, action_dim, device, seed=cfg.seed,
-                    channels_last=True, inject_nonfinite_at=cfg.debug.inject_nonfinite_at, cuda_graph=graph,
+                    channels_last=channels_last, inject_nonfinite_at=cfg.debug.inject_nonfinite_at, cuda_graph=graph,
                     measure=measure)
 
 
@@ -129,10 +152,13 @@ def build_optimizer(
 
 
 def build_replay(cfg: Config, obs_shape: tuple[int, ...], action_dim: int, device: torch.device) -> FrameReplay:
+    """Frame stacks rebuilt from one stored uint8 frame per step, or float32 state vectors stored once each."""
+    stacked = cfg.encoder.layout != "mlp"
     return FrameReplay(
-        capacity=cfg.agent.buffer_size, frame_shape=tuple(obs_shape[1:]), frame_stack=obs_shape[0],
-        action_dim=action_dim, batch_size=cfg.agent.batch_size, device=device, seed=cfg.seed,
-        streams=cfg.env.num_envs,  # one frame stream per env
+        capacity=cfg.agent.buffer_size, frame_shape=tuple(obs_shape[1:] if stacked else obs_shape),
+        frame_stack=obs_shape[0] if stacked else 1, action_dim=action_dim, batch_size=cfg.agent.batch_size,
+        device=device, seed=cfg.seed, streams=cfg.env.num_envs,  # one frame stream per env
+        stacked=stacked, frame_dtype=np.uint8 if stacked else np.float32,
     )
 
 
@@ -150,10 +176,9 @@ def build_logger(
 
 
 def build_schedule(cfg: Config) -> Schedule:
-    # an exact fraction: 0.1 updates per step must give one update every 10 steps, not drift with float rounding
-    utd = Fraction(cfg.agent.utd_ratio).limit_denominator(1_000_000)
     return Schedule(
         total_steps=cfg.total_steps, start_steps=cfg.agent.start_steps, log_every=cfg.logger.log_every,
         eval_every=cfg.eval.every, eval_episodes=cfg.eval.episodes, checkpoint_every=cfg.checkpoint.every,
-        updates_per_step=utd / cfg.agent.train_freq, every_update=cfg.logger.every_update,
+        updates_per_step=updates_per_step(cfg.agent.utd_ratio, cfg.agent.train_freq),
+        every_update=cfg.logger.every_update,
     )

@@ -9,6 +9,7 @@ imported only where the schema is registered, so the agent may import this modul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from omegaconf import MISSING
 
@@ -25,9 +26,17 @@ class EnvConfig:
     frame_stack: int = 4
     image_size: int = 84
     action_repeat: int = 1
-    max_episode_steps: int = 1000
+    max_episode_steps: Optional[int] = 1000  # null (env=gymnasium only): the task's registered limit
     num_envs: int = 1
     vector: str = "async"
+
+
+@dataclass
+class GymnasiumEnvConfig(EnvConfig):
+    """A registered gymnasium task with a flat Box observation (conf/env/gymnasium.yaml documents each key);
+    frame_stack and image_size do not apply."""
+
+    id: str = MISSING
 
 
 @dataclass
@@ -101,6 +110,7 @@ class EncoderConfig:
     features_dim: int = 512
     pixel_scale: str = "unit"
     trunk_norm: bool = False
+    head_init: str = MISSING
 
 
 @dataclass
@@ -131,7 +141,7 @@ class RewardWeightsConfig:
 
 @dataclass
 class RewardConfig:
-    weights: RewardWeightsConfig = field(default_factory=RewardWeightsConfig)
+    weights: Optional[RewardWeightsConfig] = MISSING  # null under reward=native (the env's own reward)
     normalize: str = "clip"
     clip_range: float = 10.0
     target_speed: float = 40.0
@@ -223,3 +233,4 @@ def register_configs() -> None:
 
     ConfigStore.instance().store(name="td3exp_schema", node=Config)
     ConfigStore.instance().store(group="env", name="carla_schema", node=CarlaEnvConfig)  # conf/env/carla.yaml
+    ConfigStore.instance().store(group="env", name="gymnasium_schema", node=GymnasiumEnvConfig)

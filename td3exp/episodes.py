@@ -9,22 +9,20 @@ from typing import Any
 
 import numpy as np
 
-from td3exp.rewards import COMPONENTS
-
 
 @dataclass
 class EpisodeStats:
     weighted_return: float = 0.0
     native_return: float = 0.0
     length: int = 0
-    components: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 0.0))
+    components: dict[str, float] = field(default_factory=dict)  # empty for envs without reward components
 
     def add(self, info: dict) -> None:
         self.weighted_return += info["weighted_reward"]
         self.native_return += info["native_reward"]
         self.length += 1
-        for name in COMPONENTS:
-            self.components[name] += info["reward_components"][name]
+        for name, value in info.get("reward_components", {}).items():
+            self.components[name] = self.components.get(name, 0.0) + value
 
     def metrics(self) -> dict[str, float]:
         return {

@@ -1,4 +1,5 @@
-"""NatureCNN encoder, deterministic actor head, twin-Q critic head, and the Actor / Critic that pair them."""
+"""Encoders (NatureCNN for pixels, VectorInput for state vectors), the deterministic actor head, the twin-Q critic
+head, and the Actor / Critic that pair them."""
 
 from __future__ import annotations
 
@@ -70,14 +71,35 @@ class NatureCNN(nn.Module):
         return self.linear(self.convs(x))
 
 
+class VectorInput(nn.Module):
+    """The "encoder" of a state-vector observation: none.  The heads see the observation itself (float32), as in the
+    TD3 paper; with no parameters there is no encoder gradient, learning rate or feature norm to measure."""
+
+    def __init__(self, obs_dim: int) -> None:
+        super().__init__()
+        self.features_dim = obs_dim
+
+    def preprocess(self, obs: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        return obs.float()
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.float()
+
+
+Encoder = NatureCNN | VectorInput
+
+
 class ActorHead(nn.Module):
     """Features -> action. ``bounded``: tanh into [-1, 1]; unbounded: the raw output, which the actor loss then sees
-    as is (the agent clips it only when it goes to the env and the replay)."""
+    as is (the agent clips it only when it goes to the env and the replay).  ``kaiming``: He init (for the CNN
+    features); False keeps torch's default Linear init, as the TD3 paper's and SB3's MLP heads use."""
 
-    def __init__(self, features_dim: int, action_dim: int, hidden_dims: list[int], bounded: bool = True) -> None:
+    def __init__(self, features_dim: int, action_dim: int, hidden_dims: list[int], bounded: bool = True,
+                 kaiming: bool = True) -> None:
         super().__init__()
         self.net = mlp(features_dim, hidden_dims, action_dim)
-        self.net.apply(kaiming_init)
+        if kaiming:
+            self.net.apply(kaiming_init)
         self.bounded = bounded
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -89,13 +111,14 @@ class ActorHead(nn.Module):
 
 
 class TwinQHead(nn.Module):
-    """Two independent Q MLPs over the same (critic-CNN features, action) input."""
+    """Two independent Q MLPs over the same (critic-encoder features, action) input; ``kaiming`` as in ActorHead."""
 
-    def __init__(self, features_dim: int, action_dim: int, hidden_dims: list[int]) -> None:
+    def __init__(self, features_dim: int, action_dim: int, hidden_dims: list[int], kaiming: bool = True) -> None:
         super().__init__()
         self.q1 = mlp(features_dim + action_dim, hidden_dims, 1)
         self.q2 = mlp(features_dim + action_dim, hidden_dims, 1)
-        self.apply(kaiming_init)
+        if kaiming:
+            self.apply(kaiming_init)
 
     def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([features, action], dim=1)
@@ -108,7 +131,7 @@ class TwinQHead(nn.Module):
 class Actor(nn.Module):
     """Encoder + actor head. With ``detach_features`` the actor loss never reaches the encoder (DrQ-v2)."""
 
-    def __init__(self, encoder: NatureCNN, head: ActorHead, detach_features: bool) -> None:
+    def __init__(self, encoder: Encoder, head: ActorHead, detach_features: bool) -> None:
         super().__init__()
         self.encoder, self.head, self.detach_features = encoder, head, detach_features
 
@@ -123,7 +146,7 @@ class Actor(nn.Module):
 class Critic(nn.Module):
     """Encoder feeding both Q heads."""
 
-    def __init__(self, encoder: NatureCNN, head: TwinQHead) -> None:
+    def __init__(self, encoder: Encoder, head: TwinQHead) -> None:
         super().__init__()
         self.encoder, self.head = encoder, head
 

@@ -3,7 +3,8 @@
 A 4x84x84 stack stored twice per transition (obs and next obs) costs 56 KB; one 84x84 frame costs 7 KB, so a 1M
 buffer needs 6.6 GiB instead of 52.6 GiB (``../shared/bench/replay_mem.py``).  Stacks are clamped at the episode's
 first frame, which reproduces gymnasium's ``FrameStackObservation(padding_type="reset")``.  Parallel envs each
-write their own stream of frames, so a stack never mixes two envs either.
+write their own stream of frames, so a stack never mixes two envs either.  A state-vector observation is one float32
+"frame" with no stack (``stacked=False``): each is stored once, not as obs and next obs.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import torch
 
 
 class ReplayBatch(NamedTuple):
-    obs: torch.Tensor  # uint8 (B, C, H, W)
+    obs: torch.Tensor  # uint8 (B, C, H, W) frame stacks, or float32 (B, D) state vectors
     actions: torch.Tensor  # float (B, A) in [-1, 1]
     rewards: torch.Tensor  # float (B, 1)
-    next_obs: torch.Tensor  # uint8 (B, C, H, W)
+    next_obs: torch.Tensor  # as obs
     terminated: torch.Tensor  # float (B, 1): 1 only at true terminations, never at time limits
 
 
@@ -28,19 +29,26 @@ class FrameReplay:
     Each parallel env writes its own stream (``stream=i``), so a stack never mixes frames of two envs; the capacity
     is split evenly between the streams (stream i owns rows i * capacity .. (i + 1) * capacity - 1 of every array),
     and sampling is uniform over the live transitions of all of them.
+
+    ``stacked=False``: observations are single frames (state vectors, ``frame_stack`` 1) and batches hold them
+    without a stack axis; ``frame_dtype``: how frames are stored (uint8 pixels, float32 state vectors).
     """
 
     def __init__(
         self, capacity: int, frame_shape: tuple[int, ...], frame_stack: int, action_dim: int,
-        batch_size: int, device: torch.device, seed: int = 0, streams: int = 1,
+        batch_size: int, device: torch.device, seed: int = 0, streams: int = 1, stacked: bool = True,
+        frame_dtype: type[np.generic] = np.uint8,
     ) -> None:
+        if not stacked and frame_stack != 1:
+            raise ValueError(f"unstacked observations have frame_stack 1 (got {frame_stack})")
+        self.stacked = stacked
         self.capacity = capacity // streams  # per stream
         if self.capacity <= frame_stack:
             raise ValueError(f"a replay of {capacity} transitions cannot hold {streams} streams of "
                              f"{frame_stack + 1}-frame stacks; raise its capacity")
         self.streams, self.frame_stack, self.batch_size, self.device = streams, frame_stack, batch_size, device
         rows = streams * self.capacity
-        self.frames = np.zeros((rows, *frame_shape), dtype=np.uint8)  # lazily backed by the OS
+        self.frames = np.zeros((rows, *frame_shape), dtype=frame_dtype)  # lazily backed by the OS
         self.next_frame_id = np.zeros(rows, dtype=np.int64)
         self.episode_start_id = np.zeros(rows, dtype=np.int64)
         self.actions = np.zeros((rows, action_dim), dtype=np.float32)
@@ -56,7 +64,8 @@ class FrameReplay:
         # alternate so the host fills one while the other may still be copying
         self._cuda = device.type == "cuda"
         shape = (batch_size, frame_stack + 1, *frame_shape)
-        self._stacks = [torch.empty(shape, dtype=torch.uint8, pin_memory=self._cuda) for _ in range(2)]
+        dtype = torch.from_numpy(self.frames[:0]).dtype
+        self._stacks = [torch.empty(shape, dtype=dtype, pin_memory=self._cuda) for _ in range(2)]
         self._copied: list[torch.cuda.Event | None] = [None, None]
         self._turn = 0
 
@@ -98,6 +107,10 @@ class FrameReplay:
         self.frames_written[stream] += 1
         return frame_id
 
+    def frame_of(self, obs: np.ndarray) -> np.ndarray:
+        """What the buffer stores of an observation: the newest frame of a stack, or the whole state vector."""
+        return obs[-1] if self.stacked else obs
+
     def newest_frame(self, stream: int = 0) -> np.ndarray:
         return self.frames[stream * self.capacity + (self.frames_written[stream] - 1) % self.capacity]
 
@@ -130,8 +143,8 @@ class FrameReplay:
         self.first_live[stream] = first
 
     def sample(self) -> ReplayBatch:
-        """Uniform batch of live transitions of all streams, moved to the device (uint8 pixels; the networks scale
-        them)."""
+        """Uniform batch of live transitions of all streams, moved to the device (uint8 pixels, which the networks
+        scale, or float32 state vectors)."""
         live = self.transitions_written - self.first_live
         if live.sum() == 0:
             raise RuntimeError("FrameReplay.sample() on an empty buffer")
@@ -145,11 +158,12 @@ class FrameReplay:
         def to_device(x: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(x[i]).to(self.device, non_blocking=True)
 
+        obs, next_obs = (stacks[:, :-1], stacks[:, 1:]) if self.stacked else (stacks[:, 0], stacks[:, 1])
         return ReplayBatch(
-            obs=stacks[:, :-1],
+            obs=obs,
             actions=to_device(self.actions),
             rewards=to_device(self.rewards),
-            next_obs=stacks[:, 1:],
+            next_obs=next_obs,
             terminated=to_device(self.terminated),
         )
 

@@ -32,6 +32,12 @@ class Schedule:
         return int(max(0, steps - learning_starts) * self.updates_per_step)
 
 
+def updates_per_step(utd_ratio: float, train_freq: int) -> Fraction:
+    """``agent.utd_ratio / agent.train_freq`` as an exact fraction: 0.1 updates per step must give one update every
+    10 steps, not drift with float rounding."""
+    return Fraction(utd_ratio).limit_denominator(1_000_000) / train_freq
+
+
 def fires(every: int, before: int, after: int) -> bool:
     """Whether a cadence of ``every`` agent steps fires on the vector step from ``before`` to ``after``."""
     return every > 0 and after // every > before // every

@@ -109,7 +109,7 @@ class Trainer:
         self._raise_if_unavailable(infos)
         for i in envs:
             self.obs[i] = obs[i]
-            self.replay.start_episode(obs[i, -1], stream=i)
+            self.replay.start_episode(self.replay.frame_of(obs[i]), stream=i)
             self.episodes[i] = EpisodeStats()
 
     def _collect(self) -> None:
@@ -134,7 +134,8 @@ class Trainer:
                 finished.append(i)
                 continue
             self.tapes[i].record(actions[i])
-            self.replay.add(next_obs[i, -1], actions[i], float(rewards[i]), bool(terminated[i]), stream=i)
+            self.replay.add(self.replay.frame_of(next_obs[i]), actions[i], float(rewards[i]), bool(terminated[i]),
+                            stream=i)
             self.episodes[i].add(info)
             if terminated[i] or truncated[i]:
                 self.logger.record(step, self.episodes[i].metrics())
@@ -154,7 +155,7 @@ class Trainer:
                 self.logger.record(base + 1 + j * self.n // due, metrics)
             else:
                 self.window.add(metrics)
-            if "loss/actor" in metrics:
+            if "grad/actor_cnn" in metrics:  # actor updates of a run with an actor CNN
                 self._actor_cnn_grad_sum = self._actor_cnn_grad_sum + metrics["grad/actor_cnn"]
                 self._actor_updates += 1
 
@@ -266,8 +267,9 @@ class Trainer:
         self.episodes = [EpisodeStats(**episode) for episode in state["episodes"]]
         self.obs = self.envs.replay([(tape.seed, tape.actions) for tape in self.tapes])
         self.envs.load_reward_normalizers(state["reward_normalizers"])  # the replay stepped them again
-        diverged = [i for i in range(self.n) if not (self.replay.frames_written[i]
-                                                     and np.array_equal(self.obs[i, -1], self.replay.newest_frame(i)))]
+        diverged = [i for i in range(self.n) if not (
+            self.replay.frames_written[i]
+            and np.array_equal(self.replay.frame_of(self.obs[i]), self.replay.newest_frame(i)))]
         if not diverged:
             return None
         self._begin_episodes(diverged)

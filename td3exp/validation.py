@@ -3,9 +3,20 @@
 
 from __future__ import annotations
 
-from td3exp.config import MODULES, CarlaEnvConfig, Config, ConfigError, EnvConfig, MonitorConfig, RewardConfig
+from td3exp.config import (
+    MODULES,
+    CarlaEnvConfig,
+    Config,
+    ConfigError,
+    EnvConfig,
+    GymnasiumEnvConfig,
+    MonitorConfig,
+    RewardConfig,
+)
+from td3exp.schedule import Schedule, updates_per_step
 
-ENVS = ("car_racing", "carla")
+ENVS = ("car_racing", "carla", "gymnasium")
+PIXEL_ENVS = ("car_racing", "carla")
 TOWNS = ("Town01", "Town02", "Town03", "Town04", "Town05", "Town06", "Town07")
 WEATHERS = (  # carla.WeatherParameters presets of CARLA 0.9.16
     "ClearNight", "ClearNoon", "ClearSunset", "CloudyNight", "CloudyNoon", "CloudySunset", "Default", "DustStorm",
@@ -17,7 +28,8 @@ ACTOR_HEADS = ("tanh", "unbounded")
 PIXEL_SCALES = ("unit", "raw")
 PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("adam", "sgd")
-LAYOUTS = ("separate", "shared_detached")
+LAYOUTS = ("separate", "shared_detached", "mlp")
+HEAD_INITS = ("kaiming", "torch_default")
 NORMALIZE = ("none", "clip", "running")
 WANDB_MODES = ("online", "offline", "disabled")
 VECTORS = ("async", "sync")
@@ -36,17 +48,21 @@ def _one_of(value: str, key: str, choices: tuple[str, ...]) -> None:
 def validate(cfg: Config) -> None:
     """Raise ConfigError naming the first bad value and how to fix it."""
     _one_of(cfg.env.name, "env.name", ENVS)
-    for key in ("frame_stack", "image_size", "action_repeat", "max_episode_steps", "num_envs"):
+    pixels = cfg.env.name in PIXEL_ENVS
+    for key in ("frame_stack", "image_size", "max_episode_steps") if pixels else ():
+        _positive(getattr(cfg.env, key), f"env.{key}")
+    for key in ("action_repeat", "num_envs"):
         _positive(getattr(cfg.env, key), f"env.{key}")
     _one_of(cfg.env.vector, "env.vector", VECTORS)
     if cfg.total_steps % cfg.env.num_envs:
         raise ConfigError(f"total_steps ({cfg.total_steps}) must be a multiple of env.num_envs ({cfg.env.num_envs}): "
                           "each vector step collects one agent step per env")
     _validate_carla(cfg.env)
+    _validate_observation_kind(cfg)
     a = cfg.agent
     for key in ("batch_size", "buffer_size", "policy_delay", "train_freq", "utd_ratio"):
         _positive(getattr(a, key), f"agent.{key}")
-    if a.buffer_size // cfg.env.num_envs <= cfg.env.frame_stack:
+    if a.buffer_size // cfg.env.num_envs <= (cfg.env.frame_stack if pixels else 1):
         raise ConfigError(f"agent.buffer_size ({a.buffer_size}) split over env.num_envs ({cfg.env.num_envs}) cannot "
                           "hold a frame stack per env; raise the buffer")
     if a.batch_size > a.buffer_size:
@@ -74,6 +90,7 @@ def validate(cfg: Config) -> None:
     _one_of(cfg.encoder.layout, "encoder.layout", LAYOUTS)
     _positive(cfg.encoder.features_dim, "encoder.features_dim")
     _one_of(cfg.encoder.pixel_scale, "encoder.pixel_scale", PIXEL_SCALES)
+    _one_of(cfg.encoder.head_init, "encoder.head_init", HEAD_INITS)
     _one_of(cfg.optim.name, "optim.name", OPTIMIZERS)
     if not 0 <= cfg.optim.momentum < 1:
         raise ConfigError(f"optim.momentum must be in [0, 1) (got {cfg.optim.momentum})")
@@ -103,11 +120,15 @@ def validate(cfg: Config) -> None:
     inject = cfg.debug.inject_nonfinite_at
     if inject is not None and inject < 1:
         raise ConfigError(f"debug.inject_nonfinite_at must be an update number >= 1 (got {inject})")
-    learning_starts = max(a.start_steps, a.batch_size)  # random actions until start_steps; a batch must be stored
-    if cfg.total_steps <= learning_starts:
+    # the trainer's rule: random actions until start_steps, and every env's first vector step must find a batch
+    learning_starts = max(a.start_steps, a.batch_size + cfg.env.num_envs - 1)
+    updates = Schedule(cfg.total_steps, a.start_steps, 1, 1, 0, updates_per_step=updates_per_step(a.utd_ratio,
+                       a.train_freq)).updates_after(cfg.total_steps, learning_starts)
+    if updates < 1:
         raise ConfigError(
-            f"total_steps ({cfg.total_steps}) does not exceed agent.start_steps ({a.start_steps}) and "
-            f"agent.batch_size ({a.batch_size}): the agent would never learn; raise total_steps or lower them"
+            f"the agent would never learn: learning starts after step {learning_starts} (agent.start_steps "
+            f"{a.start_steps}, agent.batch_size {a.batch_size} + env.num_envs {cfg.env.num_envs} - 1) and "
+            f"total_steps={cfg.total_steps} leaves no update at agent.utd_ratio {a.utd_ratio}; raise total_steps"
         )
     if cfg.logger.every_update and a.utd_ratio / a.train_freq > 1:
         raise ConfigError(
@@ -118,7 +139,36 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"device must be auto, cpu, cuda[:N] or mps (got {cfg.device!r})")
 
 
+def _validate_observation_kind(cfg: Config) -> None:
+    """Pixel envs need a CNN encoder and reward components; a gymnasium task gives a state vector and its own
+    reward."""
+    if (cfg.env.name == "gymnasium") != isinstance(cfg.env, GymnasiumEnvConfig):
+        raise ConfigError(f"env.name={cfg.env.name} does not match the env group: pick it with env=gymnasium, "
+                          "env=car_racing or env=carla, not with env.name")
+    if isinstance(cfg.env, GymnasiumEnvConfig):
+        if cfg.encoder.layout != "mlp":
+            raise ConfigError(f"encoder={cfg.encoder.layout} is a pixel encoder, but env=gymnasium observes a state "
+                              "vector: use encoder=mlp (env=gymnasium selects it unless overridden)")
+        if cfg.reward.weights is not None:
+            raise ConfigError("reward weights apply to car_racing and carla only: env=gymnasium trains on the task's "
+                              "own reward; drop the reward=... / reward.weights override (reward.normalize applies)")
+        if cfg.env.max_episode_steps is not None:
+            _positive(cfg.env.max_episode_steps, "env.max_episode_steps", "null keeps the task's own limit")
+        return
+    if cfg.encoder.layout == "mlp":
+        raise ConfigError(f"encoder=mlp needs a state-vector observation, but env={cfg.env.name} gives pixels: use "
+                          "encoder=separate or encoder=shared_detached")
+    if cfg.reward.weights is None:
+        raise ConfigError(f"env={cfg.env.name} trains on weighted reward components: pick reward=balanced or "
+                          "reward=progress_dominant (reward=native is for env=gymnasium)")
+
+
 def _validate_reward(r: RewardConfig) -> None:
+    _one_of(r.normalize, "reward.normalize", NORMALIZE)
+    _positive(r.clip_range, "reward.clip_range")
+    _positive(r.target_speed, "reward.target_speed")
+    if r.weights is None:
+        return
     weights = {k: getattr(r.weights, k) for k in ("progress", "smoothness", "lane_centering", "efficiency")}
     for key, value in weights.items():
         if value < 0:
@@ -127,9 +177,6 @@ def _validate_reward(r: RewardConfig) -> None:
             )
     if sum(weights.values()) <= 0:
         raise ConfigError("reward.weights sum to 0: give at least one component a positive weight")
-    _one_of(r.normalize, "reward.normalize", NORMALIZE)
-    _positive(r.clip_range, "reward.clip_range")
-    _positive(r.target_speed, "reward.target_speed")
 
 
 def _validate_monitor(m: MonitorConfig) -> None:

@@ -5,16 +5,11 @@ from __future__ import annotations
 import os
 
 import gymnasium as gym
-from gymnasium.wrappers import (
-    ClipReward,
-    FrameStackObservation,
-    GrayscaleObservation,
-    NormalizeReward,
-    ResizeObservation,
-)
+from gymnasium.wrappers import FrameStackObservation, GrayscaleObservation, ResizeObservation
 
 from td3exp.envs.car_racing import CarRacingComponents
-from td3exp.envs.wrappers import ActionRepeat, SteerThrottleAction, WeightedReward
+from td3exp.envs.gymnasium_task import make_gymnasium_task
+from td3exp.envs.wrappers import ActionRepeat, SteerThrottleAction, WeightedReward, normalize_reward
 from td3exp.rewards import RewardWeights
 
 
@@ -26,19 +21,13 @@ def wrap_pixels_and_reward(
     and ``info``: action repeat, grayscale, resize, frame stack, weighted reward, then normalization.
 
     ``env`` already reports ``info["reward_components"]`` and ``info["native_reward"]`` and has its time limit.
-    ``normalize``: "none" | "clip" (to +-clip_range) | "running" (divide by a running std of the discounted return,
-    as VecNormalize does, then clip).
+    ``normalize``: see ``normalize_reward``.
     """
     env = ActionRepeat(env, action_repeat)
     env = GrayscaleObservation(env, keep_dim=False)
     env = ResizeObservation(env, (image_size, image_size))
     env = FrameStackObservation(env, frame_stack, padding_type="reset")
-    env = WeightedReward(env, weights)
-    if normalize == "running":
-        env = NormalizeReward(env, gamma=gamma)
-    if normalize in ("running", "clip"):
-        env = ClipReward(env, -clip_range, clip_range)
-    return env
+    return normalize_reward(WeightedReward(env, weights), normalize, clip_range, gamma)
 
 
 def make_car_racing(
@@ -53,3 +42,6 @@ def make_car_racing(
     env = gym.make("CarRacing-v3", max_episode_steps=max_episode_steps * action_repeat)
     env = CarRacingComponents(SteerThrottleAction(env), target_speed)
     return wrap_pixels_and_reward(env, frame_stack, image_size, action_repeat, weights, normalize, clip_range, gamma)
+
+
+__all__ = ["make_car_racing", "make_gymnasium_task", "wrap_pixels_and_reward"]

@@ -59,8 +59,9 @@ class PairedEnv(gym.Env):
                 raise
             self.train = self.eval = _NoSimulator(error, *spaces)
         self.observation_space, self.action_space = self.train.observation_space, self.train.action_space
-        assert isinstance(self.observation_space, gym.spaces.Box)  # pixels
-        self._blank = np.zeros(self.observation_space.shape, dtype=np.uint8)  # what a parked or lost env shows
+        assert isinstance(self.observation_space, gym.spaces.Box)  # pixels or a state vector
+        # what a parked or lost env shows
+        self._blank = np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype)
         self._mode, self._parked = "train", False
         self.tape: tuple[int, Sequence[np.ndarray]] = (0, ())
 

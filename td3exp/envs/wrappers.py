@@ -6,13 +6,14 @@ from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers import NormalizeReward
+from gymnasium.wrappers import ClipReward, NormalizeReward
 
 from td3exp.rewards import COMPONENTS, RewardWeights
 
 
 class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Hold each action for ``repeat`` simulator steps; rewards, native rewards and components are summed."""
+    """Hold each action for ``repeat`` simulator steps; rewards, native rewards and components (where the env reports
+    them) are summed."""
 
     def __init__(self, env: gym.Env, repeat: int) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, repeat=repeat)
@@ -26,11 +27,16 @@ class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
             obs, reward, terminated, truncated, info = self.env.step(action)
             total += float(reward)
             native += info["native_reward"]
-            for name in COMPONENTS:
-                components[name] += info["reward_components"][name]
+            for name, value in info.get("reward_components", {}).items():
+                components[name] += value
             if terminated or truncated:
                 break
-        return obs, total, terminated, truncated, {**info, "native_reward": native, "reward_components": components}
+        summed: dict[str, Any] = {"native_reward": native}
+        if "reward_components" in info:
+            summed["reward_components"] = components
+        if "weighted_reward" in info:  # the env's own training reward (no components): the summed reward
+            summed["weighted_reward"] = total
+        return obs, total, terminated, truncated, {**info, **summed}
 
 
 class WeightedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -60,6 +66,16 @@ class SteerThrottleAction(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     def action(self, action: np.ndarray) -> np.ndarray:
         steer, throttle_brake = float(action[0]), float(action[1])
         return np.array([steer, max(throttle_brake, 0.0), max(-throttle_brake, 0.0)], dtype=np.float32)
+
+
+def normalize_reward(env: gym.Env, normalize: str, clip_range: float, gamma: float) -> gym.Env:
+    """``normalize``: "none" | "clip" (to +-clip_range) | "running" (divide by a running std of the discounted
+    return, as VecNormalize does, then clip)."""
+    if normalize == "running":
+        env = NormalizeReward(env, gamma=gamma)
+    if normalize in ("running", "clip"):
+        env = ClipReward(env, -clip_range, clip_range)
+    return env
 
 
 def _reward_normalizer(env: gym.Env) -> NormalizeReward | None:

@@ -39,10 +39,11 @@ def _unknown(name: str, tag: str) -> Criterion:
 
 
 def _no_actor_cnn(run: Run, name: str, threshold: str) -> Criterion | None:
-    """SKIPPED under a layout without an actor CNN (its actor-CNN metrics are a constant 0 there)."""
+    """SKIPPED under a layout without an actor CNN (shared_detached: its actor-CNN metrics are a constant 0; mlp: a
+    state vector, no CNN at all and no actor-CNN metrics)."""
     layout = (run.config.get("encoder") or {}).get("layout")
-    if layout == "shared_detached":
-        return Criterion(name, "SKIPPED", "no actor CNN under encoder.layout=shared_detached", threshold)
+    if layout in ("shared_detached", "mlp"):
+        return Criterion(name, "SKIPPED", f"no actor CNN under encoder.layout={layout}", threshold)
     return None
 
 

@@ -52,6 +52,7 @@ def make_carla(
                   carla.Transform(carla.Location(x=c.x, z=c.z), carla.Rotation(pitch=c.pitch)), env.spawn_retries)
     lane_keeping = CarlaLaneKeeping(session, ego, target_speed, env.max_lateral_offset, env.max_idle_steps,
                                     env.terminal_penalty, env.settle_ticks, env.spawn_point)
+    assert env.max_episode_steps is not None  # validate() requires it for the pixel envs
     wrapped = TimeLimit(lane_keeping, env.max_episode_steps * env.action_repeat)
     return wrap_pixels_and_reward(wrapped, env.frame_stack, env.image_size, env.action_repeat, weights, normalize,
                                   clip_range, gamma)
