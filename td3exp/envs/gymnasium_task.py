@@ -32,6 +32,16 @@ class NativeReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
                                                     "weighted_reward": float(reward)}
 
 
+def route_mujoco_warnings() -> None:
+    """MuJoCo appends its warnings (e.g. HalfCheetah's deprecated ``settotalmass``) to MUJOCO_LOG.TXT in the working
+    directory, outside the run directory: they go to Python's warnings instead (shown once each)."""
+    try:
+        import mujoco
+    except ImportError:  # gymnasium[mujoco] not installed: only non-MuJoCo tasks run
+        return
+    mujoco.set_mju_user_warning(lambda message: warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=1))
+
+
 def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Space) -> None:
     """ConfigError (exit 2) unless the task observes a flat vector and acts in a bounded Box."""
     if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
@@ -48,6 +58,7 @@ def make_gymnasium_task(
     """``env_id`` built with its time limit (``max_episode_steps`` agent steps; None: the task's own), actions in
     [-1, 1], float32 observations, the task's reward, then ``normalize`` ("none" | "clip" | "running", see
     ``normalize_reward``)."""
+    route_mujoco_warnings()
     try:
         limit = None if max_episode_steps is None else max_episode_steps * action_repeat
         env = gym.make(env_id, max_episode_steps=limit)
