@@ -144,3 +144,20 @@ def test_report_html_is_one_page_with_the_plots(tmp_path: Path) -> None:
     assert "<table>" in page and "<code>clip=none seed=1</code>" in page and 'src="grad_norms.png"' in page
     embedded = write_html(text, tmp_path / "embedded.html", embed=True).read_text()
     assert 'src="data:image/png;base64,' in embedded and 'src="grad_norms.png"' not in embedded
+
+
+def test_long_condition_labels_stay_distinct_in_the_performance_profiles() -> None:
+    """The explosion ablation's labels agree in their first 70 characters; cut there, conditions merged."""
+    from td3exp.report.plots import final_returns_by_condition, short_labels
+
+    head = "agent.actor_head=tanh encoder.pixel_scale=raw agent.preactivation_penalty=0.001"
+    runs = [Run(f"run/{i}", f"{head} clip={clip} experiments=explosion_ablation",
+                {"seed": seed, "clip": clip}, {"eval/return": Series(np.array([1000]), np.array([float(i)]))},
+                1000, 1000)
+            for i, (clip, seed) in enumerate([("none", 0), ("none", 1), ("norm1", 0), ("auto", 0)])]
+    scores = final_returns_by_condition(runs, limit=70)
+    assert len(scores) == 3 and all(len(label) <= 70 + len(" (n=2)") for label in scores)
+    assert sorted(len(v) for v in scores.values()) == [1, 1, 2]
+    assert all(label.startswith("actor_head=tanh pixel_scale=raw") for label in scores)  # keys without prefixes
+    short = "agent.actor_head=tanh clip=none experiments=explosion_ablation"
+    assert short_labels([short, head + " clip=none"], limit=70)[short] == short  # short enough: unchanged
