@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from omegaconf import OmegaConf
@@ -42,7 +43,7 @@ def test_experiment_presets_compose_and_validate(preset: str) -> None:
     validate(cfg)
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
+def _flat(tree: Any, prefix: str = "") -> dict:
     out: dict = {}
     for key, value in tree.items():
         out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
