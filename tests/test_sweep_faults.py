@@ -123,7 +123,8 @@ def test_killing_the_sweeper_and_rerunning_the_command_continues_the_study(tmp_p
 def test_a_re_queued_trial_inherits_the_intermediate_values_of_the_one_left_behind(tmp_path: Path) -> None:
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
     study = optuna.create_study(study_name="test", storage=storage, direction="maximize")
-    space = {"clip": optuna.distributions.CategoricalDistribution(["none", "norm1"])}
+    space: dict[str, optuna.distributions.BaseDistribution] = {
+        "clip": optuna.distributions.CategoricalDistribution(["none", "norm1"])}
     left = study.ask(space)
     left.report(-3.0, 30)
     left.report(-1.0, 60)
