@@ -3,12 +3,14 @@
 # make lint   - ruff + mypy
 # make bench  - update throughput vs Stable-Baselines3 and the bare-math limit, replay memory, training throughput
 #               of the real loop with 1 and N envs (ARGS="--quick" etc.)
+# make gpu-check - on a CUDA machine (~10 min): CUDA tests, CUDA-graph speed-up, train throughput with 1/4/8 runs on
+#               the GPU, a 20K-step default run; one dated results file in benchmarks/results (exit 2 without CUDA)
 PY := .venv/bin/python
 ARGS ?=
 export SDL_VIDEODRIVER ?= dummy
 export WANDB_MODE ?= offline
 
-.PHONY: setup train test lint bench clean
+.PHONY: setup train test lint bench gpu-check clean
 
 setup: .venv/.installed
 
@@ -34,6 +36,9 @@ bench: setup
 	$(PY) -m benchmarks.update_throughput $(ARGS)
 	$(PY) -m benchmarks.replay_memory $(ARGS)
 	$(PY) -m benchmarks.train_throughput $(ARGS)
+
+gpu-check: setup
+	$(PY) -m benchmarks.gpu_check $(ARGS)
 
 clean:
 	rm -rf .venv outputs multirun .pytest_cache .mypy_cache .ruff_cache

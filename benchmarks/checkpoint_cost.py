@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary directory)")
     args = parser.parse_args()
+    print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}")
     with tempfile.TemporaryDirectory(dir=args.dir) as root:
         for size in args.sizes:
             measure(size, Path(root))

@@ -68,6 +68,7 @@ def machine_lines(device: torch.device) -> list[str]:
     return [
         f"machine: {cpu_name()}, torch threads {torch.get_num_threads()}, device {device}"
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        f"cpu capability: {torch.backends.cpu.get_cpu_capability()} (the vector ISA torch's CPU kernels use)",
         f"versions: python {platform.python_version()}, torch {torch.__version__}, "
         f"stable-baselines3 {installed('stable-baselines3')}, numpy {installed('numpy')}",
     ]

@@ -131,7 +131,8 @@ def run(dict_cfg: DictConfig) -> float:
             reporter = TrialReporter.from_environment(cfg.trial.study_name, cfg.trial.number,
                                                       cfg.monitor.saturation.critical)
         logger = make_logger(cfg, config, hydra_cfg, run_dir, device, checkpoint, reporter)
-        checkpointer = RunCheckpointer(store, agent, replay, config, lambda: logger.wandb_id)
+        checkpointer = RunCheckpointer(store, agent, replay, config, lambda: logger.wandb_id,
+                                       reporter.state_dict if reporter else dict)
         stop = StopSignals()
         trainer = Trainer(envs, None, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
                           show_progress=cfg.logger.progress_bar,
@@ -140,6 +141,8 @@ def run(dict_cfg: DictConfig) -> float:
         checkpointer.trainer = trainer
         if checkpoint is not None:
             warning = restore(checkpoint, agent, replay, trainer)
+            if reporter is not None:
+                reporter.load_state_dict(checkpoint.state.get("trial", {}))  # the stability pruner's counters
             say(f"resumed from {checkpoint.path} (step {checkpoint.step})" + (f"; {warning}" if warning else ""))
         try:
             with stop:

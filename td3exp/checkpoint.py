@@ -5,6 +5,9 @@ small), one ``.npy`` file per large array (the replay's frames and transitions, 
 never holds a second copy in RAM) and ``manifest.json`` (size and CRC-32 of every file), written last.  The directory
 is built under a ``.tmp`` name, every file is fsynced, then it is renamed into place and the parent directory is
 fsynced: a crash at any moment leaves either the complete new checkpoint or none, never a broken newest one.
+No save ever renames onto or away from a complete checkpoint: a step written again (a resumed run stopping at once)
+gets a new revision, ``step_0000010000.r1``, and the older revisions go only once it is in place, so a failure or a
+second Ctrl-C at any point leaves a valid checkpoint (the loader takes the newest revision of the newest step).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import zlib
 from collections.abc import Callable
@@ -25,6 +29,17 @@ import torch
 MANIFEST = "manifest.json"
 STATE = "state.pt"
 _CHUNK = 64 << 20  # bytes read per CRC chunk
+# step_<step>, step_<step>.r<revision> (the same step written again), step_<step>.old (left by versions that renamed
+# a re-written step away: the older copy, still valid, ranked below the complete one of the same step)
+_NAME = re.compile(r"step_(\d+)(?:\.r(\d+)|(\.old))?")
+
+
+def _rank(path: Path) -> tuple[int, int] | None:
+    """(step, revision) of a checkpoint directory's name, or None for anything else (e.g. a ``.tmp`` left-over)."""
+    match = _NAME.fullmatch(path.name)
+    if match is None:
+        return None
+    return int(match[1]), -1 if match[3] else int(match[2] or 0)
 
 
 class CheckpointError(RuntimeError):
@@ -113,11 +128,14 @@ class CheckpointStore:
         self.directory, self.keep, self.warn = directory, keep, warn
 
     def save(self, step: int, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
-        """Write a complete checkpoint atomically, then delete all but the newest ``keep``."""
-        final = self.directory / f"step_{step:010d}"
-        tmp = final.with_name(final.name + ".tmp")
+        """Write a complete checkpoint atomically under a name no other checkpoint has, then delete the older
+        revisions of the same step and all but the newest ``keep`` steps."""
         for leftover in self.directory.glob("step_*.tmp"):  # what a crash mid-write left behind
             shutil.rmtree(leftover, ignore_errors=True)
+        same_step = [(revision, p) for (s, revision), p in self._ranked() if s == step]
+        revision = max((r + 1 for r, _ in same_step), default=0)
+        final = self.directory / (f"step_{step:010d}" + (f".r{revision}" if revision else ""))
+        tmp = final.with_name(final.name + ".tmp")
         try:
             tmp.mkdir(parents=True)
             files = {STATE: _write(tmp / STATE, lambda f: torch.save(state, f))}  # type: ignore[arg-type]
@@ -126,27 +144,32 @@ class CheckpointStore:
             manifest = {"step": step, "files": files}
             _write(tmp / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
             _fsync_dir(tmp)
-            old = final.with_name(final.name + ".old")
-            if final.exists():  # a re-written step (a resumed run stopping at once): the old copy goes only after
-                os.replace(final, old)
-            os.replace(tmp, final)
+            os.rename(tmp, final)  # a new name: every older checkpoint stays complete until this one is
             _fsync_dir(self.directory)
-            shutil.rmtree(old, ignore_errors=True)
         except OSError as error:
             shutil.rmtree(tmp, ignore_errors=True)
             raise CheckpointError(
                 f"could not write checkpoint {final} ({error.strerror or error}); the previous checkpoint is kept"
             ) from error
-        for old in self.complete()[: -self.keep]:
+        for _, old in same_step:
             shutil.rmtree(old, ignore_errors=True)
+        ranked = self._ranked()
+        dropped = sorted({s for (s, _), _ in ranked})[: -self.keep]
+        for (s, _), old in ranked:
+            if s in dropped:
+                shutil.rmtree(old, ignore_errors=True)
         return final
 
     def complete(self) -> list[Path]:
-        """Checkpoint directories that were fully renamed into place, oldest first (``.tmp`` ones are left-overs of
-        a crash mid-write, removed by the next save; ``.old`` ones of a crash while a step was re-written)."""
+        """Checkpoint directories that were fully renamed into place, oldest first: by step, then revision (``.tmp``
+        ones are left-overs of a crash mid-write, removed by the next save)."""
+        return [p for _, p in self._ranked()]
+
+    def _ranked(self) -> list[tuple[tuple[int, int], Path]]:
         if not self.directory.is_dir():
             return []
-        return sorted(p for p in self.directory.glob("step_*") if p.is_dir() and not p.name.endswith((".tmp", ".old")))
+        return sorted((rank, p) for p in self.directory.glob("step_*")
+                      if p.is_dir() and (rank := _rank(p)) is not None)
 
     def latest(self) -> Checkpoint | None:
         """The newest checkpoint that validates; each one skipped as corrupt or truncated is reported in one line."""

@@ -57,9 +57,10 @@ class RunCheckpointer:
 
     def __init__(
         self, store: CheckpointStore, agent: TD3Agent, replay: FrameReplay, config: dict[str, Any],
-        wandb_id: Callable[[], str | None],
+        wandb_id: Callable[[], str | None], trial_state: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         self.store, self.agent, self.replay, self.config, self.wandb_id = store, agent, replay, config, wandb_id
+        self.trial_state = trial_state  # a sweep job's pruner counters (td3exp.sweep_trial.TrialReporter.state_dict)
         self.trainer: Trainer | None = None
 
     def __call__(self, step: int) -> str:
@@ -72,6 +73,7 @@ class RunCheckpointer:
             "trainer": self.trainer.state_dict(),
             "rng": rng_states(),
             "wandb_id": self.wandb_id(),
+            "trial": self.trial_state(),
         }
         return str(self.store.save(step, state, {f"replay_{k}": v for k, v in arrays.items()}))
 

@@ -73,6 +73,13 @@ class StabilityRule:
     _first_update_step: int | None = field(default=None, init=False)
     _saturated_flushes: int = field(default=0, init=False)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The warm-up start and the count of saturated flushes: a resumed job goes on counting from them."""
+        return {"first_update_step": self._first_update_step, "saturated_flushes": self._saturated_flushes}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._first_update_step, self._saturated_flushes = state["first_update_step"], state["saturated_flushes"]
+
     def verdict(self, step: int, latest: Mapping[str, float]) -> str | None:
         """The reason to stop at this flush, or None."""
         critical = latest.get("alerts/critical", 0.0)
@@ -138,6 +145,14 @@ class TrialReporter:
         reason = self.stability.verdict(step, latest) if self.stability is not None else None
         if reason is not None:
             raise self._prune(reason)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the run's checkpoint keeps of this reporter (the stability rule's counters)."""
+        return {"stability": self.stability.state_dict()} if self.stability is not None else {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if self.stability is not None and "stability" in state:
+            self.stability.load_state_dict(state["stability"])
 
     def outcome(self, error: BaseException) -> BaseException:
         """What the job raises for ``error``: under the stability pruner a stop on non-finite values prunes."""

@@ -30,8 +30,9 @@ def compose_config(overrides: list[str] | None = None):
         return compose(config_name="config", overrides=overrides or [])
 
 
-def run_td3exp(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SDL_VIDEODRIVER": "dummy"}
+def run_td3exp(args: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None,
+               ) -> subprocess.CompletedProcess:
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO), "SDL_VIDEODRIVER": "dummy"}
     return subprocess.run(
         [sys.executable, "-m", "td3exp", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

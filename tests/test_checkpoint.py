@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from td3exp import checkpoint
 from td3exp.checkpoint import CheckpointError, CheckpointStore, save_atomic
 
 from .conftest import REPO, TINY
@@ -75,7 +79,66 @@ def test_rewriting_a_step_replaces_it_whole(tmp_path: Path) -> None:
     s.save(10, {"step": "again"}, {"frames": np.zeros(3, dtype=np.uint8)})
     latest = s.latest()
     assert latest is not None and latest.state["step"] == "again" and set(latest.arrays) == {"frames"}
-    assert [p.name for p in s.directory.iterdir()] == ["step_0000000010"]
+    assert len(list(s.directory.iterdir())) == 1
+
+
+class _Stop(BaseException):
+    """A failure injected between two file-system operations (as a second Ctrl-C or a SIGKILL would stop it)."""
+
+
+def _stop_at(monkeypatch: pytest.MonkeyPatch, k: int) -> list[str]:
+    """Let the first ``k`` file-system operations of a save run, then stop it; returns the operations seen."""
+    seen: list[str] = []
+
+    def stopping(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            seen.append(name)
+            if len(seen) > k:
+                raise _Stop
+            return real(*args, **kwargs)
+        return wrapped
+
+    for owner, name in [(checkpoint, "_write"), (checkpoint, "_fsync_dir"), (os, "replace"), (os, "rename"),
+                        (shutil, "rmtree"), (Path, "mkdir")]:
+        monkeypatch.setattr(owner, name, stopping(name, getattr(owner, name)))
+    return seen
+
+
+def test_a_rewrite_stopped_at_any_point_leaves_a_valid_checkpoint_and_the_next_rewrite_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = store(tmp_path, keep=1)
+    save(s, 10)
+    k = 0
+    while True:
+        with monkeypatch.context() as patch:
+            seen = _stop_at(patch, k)
+            try:
+                s.save(10, {"step": f"stopped after {k}"}, {"frames": np.zeros(3, dtype=np.uint8)})
+                finished = True
+            except (_Stop, CheckpointError):
+                finished = False
+        latest = s.latest()
+        assert latest is not None and latest.step == 10, f"no valid checkpoint after a stop at operation {k} {seen}"
+        s.save(10, {"step": f"after stop {k}"}, {})  # a later rewrite of the same step is never blocked
+        latest = s.latest()
+        assert latest is not None and latest.state["step"] == f"after stop {k}" and len(s.complete()) == 1
+        if finished:
+            break
+        k += 1
+    assert k >= 8  # every operation of a save was a stop point (mkdir, 3 writes, fsync, rename, fsync, rmtree)
+
+
+def test_a_copy_left_by_an_interrupted_rename_is_used_and_does_not_block_a_rewrite(tmp_path: Path) -> None:
+    """Versions that renamed a re-written step away to ``.old`` could be stopped with only the ``.old`` copy."""
+    s = store(tmp_path, keep=1)
+    first = save(s, 10)
+    first.rename(first.with_name(first.name + ".old"))
+    latest = s.latest()
+    assert latest is not None and latest.step == 10 and latest.state["step"] == 10
+    save(s, 10)
+    save(s, 10)
+    assert [p.name for p in s.directory.iterdir()] == [s.complete()[-1].name]
 
 
 @pytest.fixture

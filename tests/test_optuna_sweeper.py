@@ -89,12 +89,18 @@ def test_multi_objective_writes_a_pareto_front(tmp_path: Path) -> None:
     assert all(v > 0 for p in front for v in p["values"][1:])  # a real mean actor-CNN gradient norm
 
 
-def test_rerunning_the_same_study_resumes_it(tmp_path: Path) -> None:
+def test_rerunning_the_same_study_resumes_the_search_instead_of_repeating_it(tmp_path: Path) -> None:
+    """The same command twice (sampler seed 0 both times): the second run continues the study with new values."""
     db = tmp_path / "shared.db"
-    for expected in (1, 2):
-        result, study = sweep(tmp_path, "hydra.sweeper.n_trials=1", "clip=choice(none,norm1)", storage=db)
+    proposed = []
+    for expected in (2, 4):
+        result, study = sweep(tmp_path, "hydra.sweeper.n_trials=2", "optim.actor_cnn_lr=interval(1e-5, 1e-3)",
+                              storage=db)
         assert result.returncode == 0, result.stderr[-3000:]
         assert len(study.get_trials()) == expected
+        proposed.append([t.params["optim.actor_cnn_lr"] for t in study.get_trials()[expected - 2:]])
+    first, second = proposed
+    assert not set(first) & set(second), f"the resumed sweep proposed the first run's values again: {proposed}"
 
 
 def test_two_joblib_workers_share_one_storage(tmp_path: Path) -> None:

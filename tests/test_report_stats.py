@@ -14,7 +14,7 @@ from td3exp.report.dataset import read_table, round_significant, write_table
 from td3exp.report.gate import load_gate
 from td3exp.report.plots import alert_thresholds
 from td3exp.report.runs import Run, Series
-from td3exp.report.stats import compare_go_counts, estimate, probability_of_improvement
+from td3exp.report.stats import compare_go_counts, estimate, paired_sign_test, probability_of_improvement
 
 
 def test_few_runs_give_the_mean_and_range_never_an_iqm_or_ci() -> None:
@@ -63,17 +63,38 @@ def test_comparisons_between_conditions_that_differ_in_one_value() -> None:
     gate.q_abs_max = gate.critic_loss_mean_max = gate.actor_loss_max_growth = None
     runs = [run("clip=none", s, go=False, final_return=-100.0 + s) for s in range(6)]
     runs += [run("clip=norm1", s, go=True, final_return=500.0 + s, clip={"max_norm": 1.0}) for s in range(6)]
-    runs += [run("other", s, go=True, final_return=0.0, clip={"max_norm": 1.0}, reward={"w": 2}) for s in range(3)]
+    runs += [run("other", s, go=True, final_return=0.0, clip={"max_norm": 1.0}, reward={"w": 2}) for s in (10, 11, 12)]
     comparisons = compare([evaluate(r, gate) for r in runs], reps=300)
     assert [(c.a, c.b, c.difference) for c in comparisons] == [
         ("clip=none", "clip=norm1", "clip.max_norm: None vs 1.0"),
         ("clip=norm1", "other", "reward.w: None vs 2"),
     ]
-    first = comparisons[0]
-    assert str(first.go) == "0/6 vs 6/6 GO, Fisher p = 0.0022" and first.improvement is not None
+    first = comparisons[0]  # seeds 0-5 in both: six seed pairs, compared pair by pair
+    assert str(first.go) == "0/6 vs 6/6 GO, sign test on 6 seed pairs (B ahead in 6, A in 0) p = 0.031 (floor 0.031)"
     assert "GO counts differ beyond seed noise" in first.conclusion
-    assert "final returns differ beyond seed noise (P(A > B) 0.00" in first.conclusion
-    assert "final returns not compared (fewer than 5 runs" in comparisons[1].conclusion
+    assert "final returns differ beyond seed noise (B ahead in 6, A in 0 of 6 seed pairs" in first.conclusion
+    assert "final returns not compared (no seed pairs and fewer than 5 runs" in comparisons[1].conclusion
+
+
+def test_seed_matched_runs_are_compared_in_pairs_not_as_independent_runs() -> None:
+    """5 GO against 0 over the same five seeds: Fisher (independent runs) gives p = 0.0079; the five seed pairs allow
+    no p below 2 / 2**5 = 0.0625, and the report says so."""
+    gate = load_gate("seed")
+    gate.q_abs_max = gate.critic_loss_mean_max = gate.actor_loss_max_growth = None
+    runs = [run("clip=none", s, go=False, final_return=float(s)) for s in range(5)]
+    runs += [run("clip=norm1", s, go=True, final_return=s + 0.5, clip={"max_norm": 1.0}) for s in range(5)]
+    (comparison,) = compare([evaluate(r, gate) for r in runs], reps=300)
+    assert comparison.go.p == pytest.approx(0.0625) and not comparison.go.distinguishable
+    assert "5 seed pairs cannot give p < 0.05 (floor p = 0.062)" in comparison.conclusion
+    assert "final returns not distinguishable from seed noise (B ahead in 5, A in 0 of 5 seed pairs" \
+        in comparison.conclusion and comparison.improvement is None  # no bootstrap over paired runs
+
+
+def test_the_paired_sign_test_counts_only_discordant_pairs() -> None:
+    test = paired_sign_test([True, True, False, True], [False, False, False, True])
+    assert (test.wins, test.losses, test.ties, test.n) == (2, 0, 2, 4)
+    assert test.p == pytest.approx(0.5) and test.floor == pytest.approx(0.125)
+    assert paired_sign_test([1.0, 2.0, 3.0], [0.0, 1.0, 2.0]).p == pytest.approx(0.25)
 
 
 def test_too_few_eval_episodes_are_flagged() -> None:
@@ -144,3 +165,20 @@ def test_report_html_is_one_page_with_the_plots(tmp_path: Path) -> None:
     assert "<table>" in page and "<code>clip=none seed=1</code>" in page and 'src="grad_norms.png"' in page
     embedded = write_html(text, tmp_path / "embedded.html", embed=True).read_text()
     assert 'src="data:image/png;base64,' in embedded and 'src="grad_norms.png"' not in embedded
+
+
+def test_long_condition_labels_stay_distinct_in_the_performance_profiles() -> None:
+    """The explosion ablation's labels agree in their first 70 characters; cut there, conditions merged."""
+    from td3exp.report.plots import final_returns_by_condition, short_labels
+
+    head = "agent.actor_head=tanh encoder.pixel_scale=raw agent.preactivation_penalty=0.001"
+    runs = [Run(f"run/{i}", f"{head} clip={clip} experiments=explosion_ablation",
+                {"seed": seed, "clip": clip}, {"eval/return": Series(np.array([1000]), np.array([float(i)]))},
+                1000, 1000)
+            for i, (clip, seed) in enumerate([("none", 0), ("none", 1), ("norm1", 0), ("auto", 0)])]
+    scores = final_returns_by_condition(runs, limit=70)
+    assert len(scores) == 3 and all(len(label) <= 70 + len(" (n=2)") for label in scores)
+    assert sorted(len(v) for v in scores.values()) == [1, 1, 2]
+    assert all(label.startswith("actor_head=tanh pixel_scale=raw") for label in scores)  # keys without prefixes
+    short = "agent.actor_head=tanh clip=none experiments=explosion_ablation"
+    assert short_labels([short, head + " clip=none"], limit=70)[short] == short  # short enough: unchanged

@@ -15,6 +15,9 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from hydra_plugins.td3exp_optuna_sweeper.liveness import STAMP, recover_left_behind, stamp
+from hydra_plugins.td3exp_optuna_sweeper.sweeper import stored
+
 from .conftest import REPO, read_scalars
 from .test_optuna_sweeper import TRIAL, sweep
 
@@ -115,3 +118,21 @@ def test_killing_the_sweeper_and_rerunning_the_command_continues_the_study(tmp_p
     (job,) = tmp_path.glob("multirun/*/*/*,trial=1")
     steps = [step for step, _ in read_scalars(job)["loss/critic"]]
     assert steps == sorted(set(steps)) and steps[-1] == 60
+
+
+def test_a_re_queued_trial_inherits_the_intermediate_values_of_the_one_left_behind(tmp_path: Path) -> None:
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.create_study(study_name="test", storage=storage, direction="maximize")
+    space: dict[str, optuna.distributions.BaseDistribution] = {
+        "clip": optuna.distributions.CategoricalDistribution(["none", "norm1"])}
+    left = study.ask(space)
+    left.report(-3.0, 30)
+    left.report(-1.0, 60)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left.set_user_attr(STAMP, {**stamp(), "pid": int(gone.stdout)})  # its sweeper has exited
+    assert recover_left_behind(study, storage, stale_after=300) == [left.number]
+    retry = study.ask(space)
+    assert retry.params == left.params and retry.user_attrs["retry_of"] == left.number
+    assert stored(study, retry).intermediate_values == {30: -3.0, 60: -1.0}  # the pruner judges the whole history
+    retry.report(0.5, 90)  # the resumed job reports on from its checkpoint
+    assert stored(study, retry).intermediate_values == {30: -3.0, 60: -1.0, 90: 0.5}

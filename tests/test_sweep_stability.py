@@ -3,14 +3,15 @@ trials that raise a critical alert or stop on non-finite values are PRUNED with 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
-from td3exp.sweep_trial import StabilityRule, make_pruner
+from td3exp.sweep_trial import STORAGE_ENV, StabilityRule, make_pruner
 
-from .conftest import read_scalars
+from .conftest import read_scalars, run_td3exp
 from .test_optuna_sweeper import sweep
 
 HEALTHY = {"alerts/critical": 0.0, "actor/saturation": 0.2}
@@ -67,3 +68,30 @@ def test_unstable_trials_are_pruned_with_their_reason_and_stop_early(tmp_path: P
     for key in ((1e-9, 0.6), (1e9, 1e300)):
         run_dir = next((tmp_path / "multirun").glob(f"*/*/*,trial={trials[key].number}"))
         assert max(step for series in read_scalars(run_dir).values() for step, _ in series) < 60  # stopped early
+
+
+# raw pixels saturate the tanh actor from its first update; no gradient alert may prune first
+SATURATING = [
+    "agent.start_steps=40", "agent.batch_size=16", "agent.buffer_size=500", "eval.every=1000", "eval.episodes=1",
+    "env.max_episode_steps=20", "logger.log_every=10", "logger.wandb.mode=disabled", "logger.progress_bar=false",
+    "encoder.pixel_scale=raw", "monitor.saturation.warning=0.01", "monitor.saturation.critical=0.02",
+    *(f"monitor.thresholds.{m}.{level}=1e30" for m in ("actor", "actor_cnn", "critic", "critic_cnn")
+      for level in ("warning", "critical")),
+]
+
+
+def test_a_resumed_job_keeps_the_stability_pruners_count(tmp_path: Path) -> None:
+    """Flushes at steps 50 and 60 count 2 of 3 saturated flushes; the job resumed from its step-60 checkpoint is
+    pruned at its first flush (70), not after 3 more (90) as it would be had the count restarted."""
+    db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="test", storage=db, direction="maximize")
+    study.set_user_attr("pruner", {"name": "stability", "saturation_warmup_steps": 0, "saturation_patience": 3})
+    trial = study.ask()
+    env = {**os.environ, STORAGE_ENV: db}
+    run = ["trial.study_name=test", f"trial.number={trial.number}", *SATURATING, f"hydra.run.dir={tmp_path / 'run'}"]
+    first = run_td3exp(["total_steps=60", *run], cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run_td3exp(["total_steps=90", *run], cwd=tmp_path, env=env)
+    assert "td3exp: resumed from" in resumed.stderr and resumed.returncode != 0
+    pruned = study.get_trials()[0].user_attrs["pruned"]
+    assert "at 3 flushes in a row by step 70" in pruned, pruned

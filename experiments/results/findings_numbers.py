@@ -4,11 +4,16 @@ repository root, on either committed table):
     python experiments/results/findings_numbers.py experiments/results/explosion_ablation/scalars.parquet
     python experiments/results/findings_numbers.py experiments/results/seed_5k/scalars.parquet
 
-Counts each run once (a run bitwise identical to one of the same condition and seed, e.g. the fixes sweep's seed-0
-controls, is the grid's run read twice), then prints the per-condition table (seed by seed), the extremes FINDINGS
-quotes, which runs each criterion of each gate fails (the calibration), how the final returns coincide, and the tests
-on GO counts: Fisher's exact test per condition pair, and for pooled comparisons a seed-level sign test as well
-(runs that share a seed are not independent draws).
+Counts each run once (a run bitwise identical in the table to one of the same condition and seed, e.g. the fixes
+sweep's seed-0 controls, is the grid's run read twice), then prints the per-condition table (seed by seed), the
+extremes FINDINGS quotes, which runs each criterion of each gate fails (the calibration), how the final returns
+coincide, and the tests on GO counts: per condition pair the sign test over seed pairs (McNemar's exact test: both
+cells ran the same seeds, and runs that share a seed are not independent draws), and for pooled comparisons Fisher's
+test over runs (which treats them as independent) beside a seed-level sign test.
+
+"Bitwise identical" is judged on the table only: the explosion ablation's table keeps 16 significant bits of each
+value (``round_significant``), so two runs that agree there may differ below 2**-16 relative in the original event
+files, which were not kept.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ import numpy as np
 from scipy.stats import binomtest
 
 from td3exp.report.aggregate import condition_labels, group_by_config
-from td3exp.report.criteria import evaluate
+from td3exp.report.criteria import actor_loss_growth, evaluate
 from td3exp.report.dataset import read_table
 from td3exp.report.gate import GateConfig, load_gate
 from td3exp.report.runs import Run
-from td3exp.report.stats import compare_go_counts
+from td3exp.report.stats import compare_go_counts, compare_paired_go
 from td3exp.report.windows import after_warmup, median, weighted_mean, windows
 
 GRID = "explosion_ablation"  # the preset of the actor_head x pixel_scale x clip grid
@@ -50,7 +55,8 @@ def cell(run: Run) -> str:
 
 
 def fingerprint(run: Run) -> str:
-    """A digest of every scalar (tags, steps, values): equal digests are bitwise identical runs."""
+    """A digest of every scalar (tags, steps, values) as the table holds them: equal digests are runs bitwise
+    identical in the table (to its precision: 16 significant bits in the explosion ablation's)."""
     digest = hashlib.sha256()
     for tag, series in sorted(run.scalars.items()):
         digest.update(tag.encode() + np.ascontiguousarray(series.steps).tobytes()
@@ -66,14 +72,14 @@ def distinct_runs(runs: list[Run]) -> list[Run]:
     for run, label in named:
         key = (label, str(run.seed), fingerprint(run))
         if key in kept:
-            print(f"counted once (bitwise identical): {run.label} seed={run.seed} == {kept[key].label}")
+            print(f"counted once (bitwise identical in the table): {run.label} seed={run.seed} == {kept[key].label}")
         else:
             kept[key] = run
     by_data: dict[str, list[Run]] = {}
     for run in kept.values():
         by_data.setdefault(fingerprint(run), []).append(run)
     for same in (r for r in by_data.values() if len(r) > 1):
-        print(f"bitwise identical runs of different conditions (kept, each is its condition's run): "
+        print(f"bitwise identical runs (in the table) of different conditions (kept, each is its condition's run): "
               f"{'; '.join(f'{cell(r)} seed {r.seed}' for r in same)}")
     print(f"{len(runs)} runs in the table, {len(kept)} distinct\n")
     return list(kept.values())
@@ -123,6 +129,57 @@ def print_extremes(runs: list[Run], strict: GateConfig) -> None:
         chosen = [r for r in clipped if pixels is None or r.config["encoder"]["pixel_scale"] == pixels]
         no_go = sum(evaluate(r, strict).verdict == "NO-GO" for r in chosen)
         print(f"clipped unbounded grid runs ({pixels or 'all'} px): {no_go} of {len(chosen)} NO-GO (strict)")
+
+
+def print_tanh_gradients(runs: list[Run], strict: GateConfig) -> None:
+    """Which tanh runs could have exploded at all: an actor CNN with (next to) no gradient cannot."""
+    tanh = [r for r in runs if r.config["agent"]["actor_head"] == "tanh"]
+    dead = [r for r in tanh if any(c.name == "actor_cnn_alive" and c.status == "FAIL"
+                                   for c in evaluate(r, strict).criteria)]
+    alive = [r for r in tanh if r not in dead]
+    for name, chosen in (("dead actor CNN (strict actor_cnn_alive fails)", dead), ("live actor CNN", alive)):
+        if chosen:
+            print(f"tanh runs with a {name}: {len(chosen)} ({sum(preset(r) == GRID for r in chosen)} in the grid), "
+                  f"largest grad/actor_cnn {max(signals(r)['grad_max'] for r in chosen):.4g}")
+
+
+def loss_growth(run: Run) -> float:
+    return actor_loss_growth(windows(run, "loss/actor"))  # type: ignore[arg-type]
+
+
+def print_clipping(runs: list[Run]) -> None:
+    """What clipping changed in the unbounded, unit-pixel grid cells, seed by seed: unclipped / clipped."""
+    if not any(preset(r) == GRID for r in runs):
+        return
+    print("\nclipping in the unbounded, unit-pixel grid cells (unclipped / clipped, same seed):")
+    for seed in sorted({r.seed for r in runs}):
+        by_clip = {cell(r).rsplit(", ", 1)[1]: r for r in runs if preset(r) == GRID and r.seed == seed
+                   and r.config["agent"]["actor_head"] == "unbounded" and r.config["encoder"]["pixel_scale"] == "unit"}
+        none = by_clip["none"]
+        for clip in ("norm1", "auto"):
+            clipped = by_clip[clip]
+            print(f"  seed {seed}, {clip}: actor-loss growth x{loss_growth(none) / loss_growth(clipped):.3g} "
+                  f"(x{loss_growth(clipped):.3g} clipped), median update ratio "
+                  f"x{signals(none)['ratio'] / signals(clipped)['ratio']:.3g}, mean grad/actor_cnn "
+                  f"x{signals(none)['grad_mean'] / signals(clipped)['grad_mean']:.3g}")
+
+
+def print_tanh_unit_saturation(runs: list[Run]) -> None:
+    """The tanh, unit-pixel runs over time: when the dimension-mean saturation first reached 0.9, and where it ended."""
+    chosen = [r for r in runs if r.config["agent"]["actor_head"] == "tanh"
+              and r.config["encoder"]["pixel_scale"] == "unit" and not r.config["encoder"]["trunk_norm"]]
+    if chosen:
+        print("\ntanh, unit-pixel runs: actor/saturation (dimension mean) over the actor updates:")
+    for run in chosen:
+        series = run.scalars["actor/saturation"]
+        updates = series.steps - run.config["agent"]["start_steps"]
+        high = np.flatnonzero(series.values >= 0.9)
+        quarter = np.array_split(series.values, 4)
+        print(f"  {cell(run)} seed {run.seed} (start_steps {run.config['agent']['start_steps']}, "
+              f"{int(updates[-1])} updates): first >= 0.9 at update "
+              + (f"{int(updates[high[0]])}" if len(high) else "never")
+              + f", median per quarter {' ; '.join(f'{np.median(q):.2f}' for q in quarter)}, "
+              f"last {series.values[-1]:.2f}")
 
 
 def print_dead_actors(runs: list[Run], strict: GateConfig) -> None:
@@ -195,23 +252,30 @@ def seed_level(runs_a: list[Run], runs_b: list[Run], outcome: Callable[[Run], bo
             f"sign test one-sided p = {sign:.3g} (floor with {len(seeds)} seeds: {0.5 ** len(seeds):.3g})")
 
 
+def seed_pairs(runs_a: list[Run], runs_b: list[Run], outcome: Callable[[Run], bool], what: str = "GO") -> str:
+    """Two cells' outcomes seed by seed (runs of one seed share its environment and initialization): McNemar's exact
+    test, the two-sided sign test over the seed pairs whose outcomes differ."""
+    seeds = sorted({r.seed for r in runs_a} & {r.seed for r in runs_b})
+    a = [outcome(next(r for r in runs_a if r.seed == s)) for s in seeds]
+    b = [outcome(next(r for r in runs_b if r.seed == s)) for s in seeds]
+    return str(compare_paired_go(a, b)).replace(" GO,", f" {what},", 1)
+
+
 def print_tests(runs: list[Run], strict: GateConfig) -> None:
-    pairs: list[str] = []  # Fisher's exact test per condition pair
+    pairs: list[str] = []  # paired per condition pair: both cells ran the same seeds
     by_cell: dict[str, list[Run]] = {}
     for run in runs:
         by_cell.setdefault(cell(run), []).append(run)
-    go = {name: (sum(evaluate(r, strict).verdict == "GO" for r in rs), len(rs)) for name, rs in by_cell.items()}
     for a, b in (("tanh, raw px, none + trunk_norm + penalty", "tanh, raw px, none"),
                  ("tanh, raw px, none + trunk_norm", "tanh, raw px, none"),
                  ("tanh, raw px, none + trunk_norm + penalty", "tanh, raw px, none + trunk_norm")):
-        if a in go and b in go:
-            pairs.append(f"strict GO, {a} vs {b}: {compare_go_counts(*go[a], *go[b])}")
+        if a in by_cell and b in by_cell:
+            pairs.append(f"strict GO, {a} vs {b}: "
+                         f"{seed_pairs(by_cell[a], by_cell[b], lambda r: evaluate(r, strict).verdict == 'GO')}")
     a, b = "unbounded, raw px, none + trunk_norm", "unbounded, raw px, none"
     if a in by_cell and b in by_cell:
-        n_a, n_b = sum(map(exploded, by_cell[a])), sum(map(exploded, by_cell[b]))
-        p = compare_go_counts(n_a, len(by_cell[a]), n_b, len(by_cell[b])).p
-        pairs.append(f"actor-CNN explosion (max above the critical level), {a} vs {b}: {n_a}/{len(by_cell[a])} vs "
-                     f"{n_b}/{len(by_cell[b])} exploded, Fisher p = {p:.2g}")
+        pairs.append(f"actor-CNN explosion (max above the critical level), {a} vs {b}: "
+                     f"{seed_pairs(by_cell[a], by_cell[b], exploded, 'exploded')}")
     pooled: list[str] = []  # a modelling choice: the pooled factor is assumed not to matter
     grid_tanh = [r for r in runs if preset(r) == GRID and r.config["agent"]["actor_head"] == "tanh"]
     unit = [r for r in grid_tanh if r.config["encoder"]["pixel_scale"] == "unit"]
@@ -226,7 +290,8 @@ def print_tests(runs: list[Run], strict: GateConfig) -> None:
         plain = [r for r in fixes if not r.config["encoder"]["trunk_norm"]]
         pooled.append(f"no critical alert, raw px unclipped, trunk norm (A) vs none, pooled over head and penalty: "
                       f"{seed_level(trunk, plain, lambda r: signals(r)['critical'] == 0)}")
-    for title, lines in (("Fisher's exact test per condition pair (3 against 3 runs cannot reach p < 0.05)", pairs),
+    for title, lines in (("sign test (McNemar's exact) over the seed pairs of each condition pair (3 pairs cannot "
+                          "reach p < 0.05: floor 0.25)", pairs),
                          ("pooled comparisons (the pooled factor is assumed not to matter)", pooled)):
         if lines:
             print(f"\n{title}:\n  " + "\n  ".join(lines))
@@ -239,6 +304,9 @@ def main() -> None:
     seed_gate, strict = load_gate("seed"), load_gate("strict")
     print_table(group_by_config(runs), seed_gate, strict)
     print_extremes(runs, strict)
+    print_tanh_gradients(runs, strict)
+    print_clipping(runs)
+    print_tanh_unit_saturation(runs)
     print_dead_actors(runs, strict)
     print_q_peaks(runs)
     for gate in (seed_gate, strict):

@@ -56,7 +56,8 @@ def left_behind(trial: FrozenTrial, stale_after: float, now: float | None = None
 
 def recover_left_behind(study: optuna.Study, storage: BaseStorage, stale_after: float) -> list[int]:
     """Mark trials left RUNNING by a dead sweeper FAIL (reason in the ``failure`` attribute) and queue each once
-    more with the same parameters (``retry_of`` = its number).  Returns the numbers of the trials re-queued."""
+    more with the same parameters and intermediate values (``retry_of`` = its number).  Returns the numbers of the
+    trials re-queued."""
     retried = []
     study_id = storage.get_study_id_from_name(study.study_name)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -69,7 +70,13 @@ def recover_left_behind(study: optuna.Study, storage: BaseStorage, stale_after: 
             study.tell(trial.number, state=TrialState.FAIL)
         except (ValueError, RuntimeError):  # another sweeper recovered it first (the trial is finished now)
             continue
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, **_job_dir(trial)})
+        # enqueue_trial, plus the evaluations reported so far (as Optuna's RetryHeartbeatStaleTrialCallback with
+        # inherit_intermediate_values=True): the re-run resumes from its checkpoint, so the pruner must judge the
+        # whole history, not just what the re-run reports
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, system_attrs={"fixed_params": trial.params},
+            user_attrs={"retry_of": trial.number, **_job_dir(trial)}, intermediate_values=trial.intermediate_values,
+        ))
         log.warning("trial %d was left RUNNING (%s): marked FAIL and queued again", trial.number, reason)
         retried.append(trial.number)
     return retried

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import optuna
 from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from .config import SamplerConf
@@ -40,18 +42,41 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
         pass
 
 
-def make_sampler(conf: SamplerConf, space: dict[str, BaseDistribution]) -> optuna.samplers.BaseSampler:
+def resumed_seed(seed: int | None, trials_so_far: int) -> int | None:
+    """The sampler's seed for a sweeper joining a study that already holds ``trials_so_far`` trials.
+
+    A sampler keeps its random state in memory only, so a second sweep of the same study with the configured seed
+    would propose the first sweep's values again (TPE's and NSGA-II's random start included).  The seed is mixed with
+    the study's trial count instead: a new study uses the configured seed itself, a resumed one a different but
+    still reproducible seed (the same study resumed at the same count proposes the same values)."""
+    if seed is None or trials_so_far == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, trials_so_far]).generate_state(1)[0])
+
+
+def make_sampler(conf: SamplerConf, space: dict[str, BaseDistribution], trials_so_far: int = 0,
+                 ) -> optuna.samplers.BaseSampler:
+    seed = resumed_seed(conf.seed, trials_so_far)
     if conf.name == "tpe":
-        return optuna.samplers.TPESampler(seed=conf.seed)
+        return optuna.samplers.TPESampler(seed=seed)
     if conf.name == "random":
-        return optuna.samplers.RandomSampler(seed=conf.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if conf.name == "nsgaii":
-        return optuna.samplers.NSGAIISampler(seed=conf.seed)
+        return optuna.samplers.NSGAIISampler(seed=seed)
     if conf.name == "grid":
         grid = {}
         for name, dist in space.items():
             if not isinstance(dist, CategoricalDistribution):
                 raise ValueError(f"sampler grid needs choice(...) params; {name} is {type(dist).__name__}")
             grid[name] = list(dist.choices)
-        return AskTellGridSampler(grid, seed=conf.seed)
+        return AskTellGridSampler(grid, seed=seed)  # the grid skips points the study has run already
     raise ValueError(f"hydra.sweeper.sampler.name must be tpe, random, grid or nsgaii (got {conf.name!r})")
+
+
+def trials_in(storage: BaseStorage, study_name: str) -> int:
+    """How many trials the study already holds (0 when it does not exist yet)."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))

@@ -29,7 +29,7 @@ from td3exp.sweep_trial import STORAGE_ENV, make_pruner, open_storage, redact
 
 from .liveness import JOB_DIR, Heartbeat, recover_left_behind
 from .results import write_results
-from .space import distribution, make_sampler
+from .space import distribution, make_sampler, resumed_seed, trials_in
 
 log = logging.getLogger(__name__)
 STORAGE_KEY = "hydra.sweeper.storage"
@@ -88,15 +88,17 @@ class OptunaSweeper(Sweeper):
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         url = self.storage_url or f"sqlite:///{(self.sweep_dir / 'optuna.db').resolve()}"
         storage = open_storage(url)
+        earlier = trials_in(storage, self.study_name)  # a resumed study: the sampler continues the search
         study = optuna.create_study(
-            study_name=self.study_name, storage=storage, sampler=make_sampler(self.sampler_conf, space),
+            study_name=self.study_name, storage=storage, sampler=make_sampler(self.sampler_conf, space, earlier),
             pruner=make_pruner(self.pruner_conf), directions=self.directions, load_if_exists=True,
         )
         study.set_user_attr("pruner", self.pruner_conf)
         os.environ[STORAGE_ENV] = url  # jobs find the storage here: an override would write a password to files
         recover_left_behind(study, storage, self.stale_after_s)  # re-queued first: the next asks return them
-        log.info("Optuna study %s in %s: %d trials, %d at a time, space %s", self.study_name, redact(url),
-                 self.n_trials, self.n_jobs, {k: repr(v) for k, v in space.items()})
+        log.info("Optuna study %s in %s (%d trials before, sampler seed %s): %d trials, %d at a time, space %s",
+                 self.study_name, redact(url), earlier, resumed_seed(self.sampler_conf.seed, earlier), self.n_trials,
+                 self.n_jobs, {k: repr(v) for k, v in space.items()})
         finished = failed = 0
         while finished < self.n_trials:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - finished))]

@@ -20,8 +20,11 @@ from td3exp.report.stats import (
     Estimate,
     GoCounts,
     Improvement,
+    PairedTest,
     compare_go_counts,
+    compare_paired_go,
     estimate,
+    paired_sign_test,
     probability_of_improvement,
 )
 from td3exp.report.windows import weighted_mean, windows
@@ -123,8 +126,9 @@ class Comparison:
     difference: str
     go: GoCounts
     returns: tuple[float, float] | None  # mean final eval/return of A and of B
-    improvement: Improvement | None
+    improvement: Improvement | None  # runs without matching seeds only
     conclusion: str
+    paired_returns: PairedTest | None = None  # seed-matched runs: the sign test of their final returns
 
 
 def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -138,7 +142,8 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def compare(verdicts: list[Verdict], reps: int = 2000) -> list[Comparison]:
-    """Every pair of conditions whose configs differ in exactly one value."""
+    """Every pair of conditions whose configs differ in exactly one value: seed pair by seed pair where they share
+    seeds (only the shared seeds count), as independent runs where they share none."""
     by_run = {id(v.run): v for v in verdicts}
     groups = list(group_by_config([v.run for v in verdicts]).items())
     flat = [_flat(seed_free_config(runs[0].config)) for _, runs in groups]
@@ -150,34 +155,50 @@ def compare(verdicts: list[Verdict], reps: int = 2000) -> list[Comparison]:
             if len(keys) != 1:
                 continue
             difference = f"{keys[0]}: {flat[i].get(keys[0])} vs {flat[j].get(keys[0])}"
-            go = compare_go_counts(sum(by_run[id(r)].verdict == "GO" for r in runs_a), len(runs_a),
-                                   sum(by_run[id(r)].verdict == "GO" for r in runs_b), len(runs_b))
-            out.append(_comparison(label_a, runs_a, label_b, runs_b, difference, go, reps))
+            seeds = {r.seed for r in runs_a} & {r.seed for r in runs_b}
+            a, b = ([r for r in runs if not seeds or r.seed in seeds] for runs in (runs_a, runs_b))  # seed order
+            go_a, go_b = ([by_run[id(r)].verdict == "GO" for r in runs] for runs in (a, b))
+            go = compare_paired_go(go_a, go_b) if seeds else compare_go_counts(sum(go_a), len(a), sum(go_b), len(b))
+            out.append(_comparison(label_a, a, label_b, b, difference, go, reps))
     return out
 
 
 def _comparison(label_a: str, runs_a: list[Run], label_b: str, runs_b: list[Run], difference: str, go: GoCounts,
                 reps: int) -> Comparison:
-    returns_a = np.array([v for v in map(final_eval_return, runs_a) if v is not None])
-    returns_b = np.array([v for v in map(final_eval_return, runs_b) if v is not None])
+    finals_a, finals_b = [final_eval_return(r) for r in runs_a], [final_eval_return(r) for r in runs_b]
+    returns_a = np.array([v for v in finals_a if v is not None])
+    returns_b = np.array([v for v in finals_b if v is not None])
     means = (float(np.mean(returns_a)), float(np.mean(returns_b))) if len(returns_a) and len(returns_b) else None
-    improvement = probability_of_improvement(returns_a, returns_b, reps)
-    if go.distinguishable:
-        verdicts = f"GO counts differ beyond seed noise (Fisher p = {go.p:.2g} < {ALPHA})"
-    elif go.go_a * go.n_b == go.go_b * go.n_a:
-        verdicts = "same share of GO runs"
-    elif go.smallest_p >= ALPHA:
-        verdicts = (f"GO counts not distinguishable from seed noise: {go.n_a} vs {go.n_b} runs cannot give "
-                    f"p < {ALPHA} (smallest possible p = {go.smallest_p:.2g})")
+    paired, improvement = None, None
+    if go.paired is not None:
+        pairs = [(a, b) for a, b in zip(finals_a, finals_b, strict=True) if a is not None and b is not None]
+        paired = paired_sign_test([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
     else:
-        verdicts = f"GO counts not distinguishable from seed noise (Fisher p = {go.p:.2g})"
+        improvement = probability_of_improvement(returns_a, returns_b, reps)
+    test = f"sign test on {go.paired.n} seed pairs" if go.paired is not None else "Fisher"
+    if go.distinguishable:
+        verdicts = f"GO counts differ beyond seed noise ({test} p = {go.p:.2g} < {ALPHA})"
+    elif go.go_a * go.n_b == go.go_b * go.n_a and go.paired is None:
+        verdicts = "same share of GO runs"
+    elif go.paired is not None and go.paired.wins == go.paired.losses == 0:
+        verdicts = "same GO outcome in every seed pair"
+    elif go.smallest_p >= ALPHA:
+        runs_text = f"{go.paired.n} seed pairs" if go.paired is not None else f"{go.n_a} vs {go.n_b} runs"
+        verdicts = (f"GO counts not distinguishable from seed noise: {runs_text} cannot give p < {ALPHA} "
+                    f"(floor p = {go.smallest_p:.2g})")
+    else:
+        verdicts = f"GO counts not distinguishable from seed noise ({test} p = {go.p:.2g})"
     episodes = [e for e in map(eval_episodes, runs_a + runs_b) if e is not None]
-    if improvement is None:
-        returns = f"final returns not compared (fewer than {MIN_RUNS} runs per condition)"
-    elif episodes and min(episodes) < MIN_EVAL_EPISODES:
+    if episodes and min(episodes) < MIN_EVAL_EPISODES and (paired or improvement):
         returns = f"final returns not compared (fewer than {MIN_EVAL_EPISODES} eval episodes per run)"
+    elif paired is not None:
+        floor = f"floor p = {paired.floor:.2g} with {paired.n} pairs"
+        returns = (f"final returns differ beyond seed noise ({paired}; {floor})" if paired.distinguishable
+                   else f"final returns not distinguishable from seed noise ({paired}; {floor})")
+    elif improvement is None:
+        returns = f"final returns not compared (no seed pairs and fewer than {MIN_RUNS} runs per condition)"
     elif improvement.distinguishable:
         returns = f"final returns differ beyond seed noise ({improvement})"
     else:
         returns = f"final returns not distinguishable from seed noise ({improvement})"
-    return Comparison(label_a, label_b, difference, go, means, improvement, f"{verdicts}; {returns}")
+    return Comparison(label_a, label_b, difference, go, means, improvement, f"{verdicts}; {returns}", paired)

@@ -3,6 +3,9 @@ PNGs are written at a modest resolution with a 256-color palette, so committed r
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -27,9 +30,22 @@ def _thin(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return steps[::stride], values[::stride]
 
 
-def _short(label: str, limit: int = 90) -> str:
-    label = label or "defaults"
-    return label if len(label) <= limit else label[: limit - 3] + "..."
+def short_labels(labels: list[str], limit: int = 90) -> dict[str, str]:
+    """Each label in at most ``limit`` characters, distinct for distinct labels: a long one loses the prefixes of
+    its dotted keys (``agent.actor_head=tanh`` -> ``actor_head=tanh``); one still too long, or equal to another's
+    short form, is cut and ends in a hash of the whole (cut alone, labels that differ only past ``limit`` merged
+    into one legend entry)."""
+    def compact(label: str) -> str:
+        label = label or "defaults"
+        return label if len(label) <= limit else re.sub(r"(?<!\S)(?:[\w-]+\.)+(?=[\w-]+=)", "", label)
+
+    def hashed(label: str) -> str:
+        return f"{compact(label)[: limit - 9]}~{hashlib.sha1(label.encode()).hexdigest()[:8]}"
+
+    unique = list(dict.fromkeys(labels))
+    shorts = Counter(compact(label) for label in unique)
+    return {label: compact(label) if len(compact(label)) <= limit and shorts[compact(label)] == 1 else hashed(label)
+            for label in unique}
 
 
 def _colors(labels: list[str]) -> dict[str, tuple]:
@@ -44,7 +60,7 @@ def _panel(
     linthresh: float = 1.0,
 ) -> None:
     labels = condition_labels(runs)
-    colors, labelled = _colors(labels), set()
+    colors, labelled, shown = _colors(labels), set(), short_labels(labels)
     for run, label in zip(runs, labels, strict=True):
         series = run.scalars.get(tag)
         if series is None or len(series.values) == 0:
@@ -53,7 +69,7 @@ def _panel(
         first = legend and label not in labelled
         labelled.add(label)
         ax.plot(steps, values, style, color=colors[label], lw=0.8, alpha=0.8,
-                label=_short(label) if first else "_nolegend_")
+                label=shown[label] if first else "_nolegend_")
     ax.set_title(tag, fontsize=9)
     if scale == "symlog":  # keeps exact zeros (a dead actor's update ratio) visible on a log-like axis
         ax.set_yscale(scale, linthresh=linthresh)
@@ -142,16 +158,25 @@ def plot_all(runs: list[Run], out: Path, reps: int = 2000) -> list[Path]:
     return paths + ([profile] if profile else [])
 
 
+def final_returns_by_condition(runs: list[Run], limit: int = 70) -> dict[str, np.ndarray]:
+    """The finite final returns of each condition, keyed by its legend label (distinct, at most ``limit``
+    characters before `` (n=N)``)."""
+    groups = group_by_config(runs)
+    shown = short_labels(list(groups), limit)
+    scores = {}
+    for label, group in groups.items():
+        values = [v for v in map(final_eval_return, group) if v is not None and np.isfinite(v)]
+        if values:
+            scores[f"{shown[label]} (n={len(values)})"] = np.array(values)
+    return scores
+
+
 def plot_performance_profiles(runs: list[Run], path: Path, reps: int = 2000) -> Path | None:
     """Fraction of a condition's runs whose final eval/return exceeds tau (rliable); bands are 95% CIs, drawn only
     for conditions with enough runs."""
     from rliable import plot_utils
 
-    scores = {}
-    for label, group in group_by_config(runs).items():
-        values = [v for v in map(final_eval_return, group) if v is not None and np.isfinite(v)]
-        if values:
-            scores[f"{_short(label, 70)} (n={len(values)})"] = np.array(values)
+    scores = final_returns_by_condition(runs)
     if not scores:
         return None
     everything = np.concatenate(list(scores.values()))

@@ -122,9 +122,13 @@ def comparison_table(comparisons: list[Comparison]) -> list[str]:
     rows = [[_label(c.a), _label(c.b), f"`{c.difference}`", str(c.go),
              " vs ".join(f"{m:.4g}" for m in c.returns) if c.returns else "-", c.conclusion] for c in comparisons]
     return ["", "## Comparisons", "",
-            "Conditions whose configs differ in exactly one value. GO counts are compared with Fisher's exact test "
-            "(two-sided); final returns with the probability of improvement and its stratified-bootstrap 95% CI "
-            f"when both conditions have at least {MIN_RUNS} runs. A difference is called beyond seed noise only "
-            "when p < 0.05 or the CI excludes 0.5.", "",
+            "Conditions whose configs differ in exactly one value. Runs of the two conditions with the same seed are "
+            "compared pair by pair (they share their seed's environment and initialization: not independent draws): "
+            "GO outcomes and final returns with an exact two-sided sign test over the seed pairs that differ "
+            "(McNemar's exact test for GO outcomes); n pairs cannot give p below 2 * 0.5^n (3 pairs: 0.25, 5: "
+            "0.0625), and each row states that floor. Conditions without a seed in common: GO counts with Fisher's "
+            "exact test (two-sided), final returns with the probability of improvement and its stratified-bootstrap "
+            f"95% CI when both have at least {MIN_RUNS} runs. A difference is called beyond seed noise only when "
+            "p < 0.05 or the CI excludes 0.5.", "",
             *_table(["A", "B", "differs in (A vs B)", "GO runs (A vs B)", "mean final return (A vs B)",
                      "conclusion"], rows)]
