@@ -27,6 +27,11 @@ RESUMABLE = [
 # two env processes: each env replays its own episode tape on resume (small networks keep it quick)
 TWO_ENVS = [*RESUMABLE, "env.num_envs=2", "env.vector=async", "encoder.features_dim=64", "agent.hidden_dims=[32,32]"]
 
+# a state-vector task (env=gymnasium, encoder=mlp): the replay stores float32 vectors, Pendulum's episodes are time
+# limits only (truncations that bootstrap)
+STATE_TASK = [*(a for a in RESUMABLE if not a.startswith("reward.")), "env=gymnasium", "env.id=Pendulum-v1",
+              "agent=fujimoto", "agent.start_steps=30", "reward.normalize=running"]
+
 # seeds the kill delays (as shares of the reference run's duration); a failure message names it, so
 # TD3EXP_KILL_SEED=N pytest tests/test_resume.py draws the same delays again
 KILL_SEED = int(os.environ.get("TD3EXP_KILL_SEED", "0"))
@@ -64,6 +69,14 @@ def test_killed_and_resumed_run_with_two_env_processes_logs_the_same_metrics_bit
     reference_two_envs, tmp_path: Path
 ) -> None:
     kill_resume_and_compare(*reference_two_envs, tmp_path / "run", TWO_ENVS)
+
+
+def test_killed_and_resumed_state_task_logs_the_same_metrics_bit_for_bit(tmp_path: Path) -> None:
+    reference_dir = tmp_path / "reference"
+    started = time.perf_counter()
+    result = run_td3exp([*STATE_TASK, f"hydra.run.dir={reference_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    kill_resume_and_compare(reference_dir, time.perf_counter() - started, tmp_path / "run", STATE_TASK)
 
 
 def newest_checkpoint(run_dir: Path) -> str:
