@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from td3exp.config import CarlaEnvConfig, ConfigError
 from td3exp.envs.carla.errors import SimulatorUnavailable
 from td3exp.envs.carla.factory import make_carla
-from td3exp.envs.carla.session import _SESSIONS
+from td3exp.envs.carla.session import _SESSIONS, spawn_points
 from td3exp.rewards import COMPONENTS, RewardWeights
 
 from . import carla_double as double
@@ -283,5 +283,22 @@ def test_gymnasium_check_env_passes(server: double.FakeServer) -> None:
     env = build(carla_config(server.port), normalize="clip")
     try:
         check_env(WithoutFrameIds(env), skip_render_check=True)
+    finally:
+        env.close()
+
+
+def test_driving_straight_through_a_fork_is_not_off_lane() -> None:
+    # the case on the env: the route took the other branch at random and ended the episode off_lane
+    fork = double.FakeServer(double.fork_map(), port=next(PORTS))
+    points = spawn_points(fork.town)
+    start = next(i for i, p in enumerate(points) if p.location.x == pytest.approx(double.FORK_AT - 40.0, abs=1.0))
+    env = build(carla_config(fork.port, f"env.spawn_point={start}", "env.max_episode_steps=200"))
+    try:
+        for seed in range(4):
+            env.reset(seed=seed)
+            ego = ego_of(fork)
+            while ego.location.x < double.FORK_AT + 25.0:
+                *_, terminated, truncated, info = env.step(THROTTLE)
+                assert not terminated and not truncated, (seed, ego.location.x, info["termination"])
     finally:
         env.close()

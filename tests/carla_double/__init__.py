@@ -10,11 +10,24 @@ from __future__ import annotations
 
 from .actors import Actor, CollisionEvent, Image, LaneInvasionEvent, Sensor, Vehicle
 from .client import ActorBlueprint, BlueprintLibrary, Client, TrafficManager, World
-from .maps import CURVE_RADIUS, LANE_WIDTH, curve_map, road_xodr, straight_map
+from .maps import (
+    CURVE_RADIUS,
+    FORK_AT,
+    LANE_WIDTH,
+    RIGHT_CURVE_RADIUS,
+    TAPER_LENGTH,
+    curve_map,
+    fork_map,
+    right_curve_map,
+    road_xodr,
+    straight_map,
+    taper_map,
+)
 from .server import SERVERS, FakeServer
 
 __all__ = [
     "SERVERS", "Actor", "ActorBlueprint", "BlueprintLibrary", "Client", "CollisionEvent", "CURVE_RADIUS",
     "FakeServer", "Image", "LANE_WIDTH", "LaneInvasionEvent", "Sensor", "TrafficManager", "Vehicle", "World",
-    "curve_map", "road_xodr", "straight_map",
+    "curve_map", "road_xodr", "straight_map", "FORK_AT", "RIGHT_CURVE_RADIUS", "TAPER_LENGTH", "fork_map",
+    "right_curve_map", "taper_map",
 ]

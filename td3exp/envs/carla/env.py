@@ -151,7 +151,7 @@ class CarlaLaneKeeping(gym.Env):
         rig.collisions.drain(-1, self._frame)
         rig.lane_invasions.drain(-1, self._frame)
         assert self.session.map is not None
-        self._route = LaneRoute(self.session.map.get_waypoint(start.location), ROUTE_SPACING_M, self.np_random)
+        self._route = LaneRoute(self.session.map.get_waypoint(start.location), ROUTE_SPACING_M)
         transform = rig.vehicle.get_transform()
         self._s = self._route.locate(transform.location, transform.rotation.yaw).s
         self._idle = 0
