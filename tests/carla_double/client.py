@@ -50,7 +50,7 @@ class Client:
         server = self._connected()
         for command in commands:  # type: ignore[attr-defined]
             actor = server.actors.pop(command.actor_id, None)
-            if isinstance(actor, Sensor) and actor.callback is not None:
+            if isinstance(actor, Sensor) and actor.id in server.listeners:
                 raise AssertionError(f"sensor {actor.id} destroyed while listening (stop it first)")
         return []
 
@@ -81,8 +81,10 @@ class World:
         return BlueprintLibrary()
 
     def get_actors(self) -> list[Actor]:
+        """Fresh objects, as the real client returns: a sensor's is not listening, even when the object the env
+        spawned is."""
         self._server.check()
-        return list(self._server.actors.values())
+        return [actor._fresh() for actor in self._server.actors.values()]
 
     def set_weather(self, arg2: carla.WeatherParameters) -> None:
         self._server.weather = arg2

@@ -126,6 +126,17 @@ class EgoRig:
         actors, self.actors = self.actors, []
         destroy(self.client, actors)
 
+    def stop_sensors(self) -> None:
+        """Stop the sensors' callbacks before a reconnect sweeps them.  Only these objects can: the sweep finds the
+        sensors through ``World.get_actors``, whose fresh objects are not listening in 0.9.16, so stopping those
+        stops nothing and the destroyed sensor would go on streaming to this client."""
+        for actor in self.actors:
+            if actor.type_id.startswith("sensor.") and actor.is_listening():
+                try:
+                    actor.stop()
+                except RuntimeError as error:  # the server is gone: nothing streams any more
+                    log.warning("stopping %s: %s", actor.type_id, error)
+
     def _attach(self, world: Any, bp: Any, transform: carla.Transform, callback: Any) -> None:
         sensor = world.spawn_actor(bp, transform, attach_to=self.vehicle)
         self.actors.insert(0, sensor)

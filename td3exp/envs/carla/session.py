@@ -50,6 +50,7 @@ class CarlaSession:
         self.spawn_points: list[carla.Transform] = []
         self.previous_settings: carla.WorldSettings | None = None  # the server's, restored on close
         self.npcs: list[Any] = []
+        self.rigs: list[EgoRig] = []  # the egos of this connection's envs
         self.active: EgoRig | None = None
         self.generation = 0
         self.reconnects = 0
@@ -85,6 +86,9 @@ class CarlaSession:
         world = client.get_world()
         if self.previous_settings is None:
             self.previous_settings = world.get_settings()
+        for rig in self.rigs:  # egos of the lost connection: the sweep below destroys them
+            rig.stop_sensors()
+        self.rigs = []
         sweep_leftovers(client, world)
         client.set_timeout(max(self.timeout, MAP_LOAD_TIMEOUT_S))
         client.load_world_if_different(self.town)  # the map is loaded once per server, never per episode
@@ -116,6 +120,8 @@ class CarlaSession:
         """Let ``rig`` drive: park the ego of the other env sharing this server."""
         if self.active is rig:
             return
+        if rig not in self.rigs:
+            self.rigs.append(rig)
         if self.active is not None and self.active.actors:
             self.active.park()
         rig.unpark()
@@ -145,6 +151,7 @@ class CarlaSession:
     def release(self, rigs: Sequence[EgoRig] = ()) -> None:
         """One user is done (destroying its ``rigs``); the last one restores the server and closes it."""
         self.users -= 1
+        self.rigs = [rig for rig in self.rigs if rig not in rigs]
         if self.connected:
             try:
                 for rig in rigs:
