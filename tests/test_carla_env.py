@@ -302,3 +302,41 @@ def test_driving_straight_through_a_fork_is_not_off_lane() -> None:
                 assert not terminated and not truncated, (seed, ego.location.x, info["termination"])
     finally:
         env.close()
+
+
+def test_late_collision_and_lane_invasion_events_count_in_the_next_step(server: double.FakeServer) -> None:
+    # lane invasion is a client-side sensor in 0.9.16: its event can arrive after the step that made it has drained
+    env = build(carla_config(server.port))
+    env.reset(seed=0)
+    server.late_events = True
+    server.pending_invasions = [ego_of(server).id]
+    *_, info = env.step(THROTTLE)
+    assert not info["lane_invasion"]  # not there yet
+    *_, info = env.step(THROTTLE)
+    assert info["lane_invasion"]  # the late event, in the next step
+    *_, info = env.step(THROTTLE)
+    assert not info["lane_invasion"]  # counted once
+    server.pending_collisions = [ego_of(server).id]
+    _, _, terminated, _, info = env.step(THROTTLE)
+    assert not terminated
+    _, _, terminated, _, info = env.step(THROTTLE)
+    assert terminated and info["termination"] == "collision"
+    env.close()
+
+
+def test_late_events_of_the_spawn_drop_never_count(server: double.FakeServer) -> None:
+    env = build(carla_config(server.port))
+    env.reset(seed=0)
+    server.late_events = True
+    last_settle_tick, ego = server.frame + 3, ego_of(server)  # env.settle_ticks=3
+
+    def collide(frame: int) -> None:
+        if frame == last_settle_tick:
+            server.pending_collisions = [ego.id]
+
+    server.tick_hooks.append(collide)
+    env.reset(seed=1)  # the collision happens in the drop's last tick; its event comes after the reset
+    for _ in range(3):
+        _, _, terminated, _, info = env.step(THROTTLE)
+        assert not terminated
+    env.close()

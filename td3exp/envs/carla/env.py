@@ -86,10 +86,10 @@ class CarlaLaneKeeping(gym.Env):
             steer, throttle_brake = float(action[0]), float(action[1])
             rig.vehicle.apply_control(carla.VehicleControl(throttle=max(throttle_brake, 0.0), steer=steer,
                                                            brake=max(-throttle_brake, 0.0)))
-            previous_frame, self._frame = self._frame, self.session.tick()
+            self._frame = self.session.tick()
             obs = rig.camera_frames.take(self._frame, self.session.timeout)
-            collided = bool(rig.collisions.drain(previous_frame, self._frame))
-            invaded = bool(rig.lane_invasions.drain(previous_frame, self._frame))
+            collided = bool(rig.collisions.drain(self._frame))  # with late events of earlier ticks
+            invaded = bool(rig.lane_invasions.drain(self._frame))
             transform, velocity = rig.vehicle.get_transform(), rig.vehicle.get_velocity()
         except SimulatorUnavailable:
             raise
@@ -148,8 +148,8 @@ class CarlaLaneKeeping(gym.Env):
         for _ in range(self.settle_ticks):  # the drop onto the road; its collisions are ignored
             self._frame = self.session.tick()
         obs = rig.camera_frames.take(self._frame, self.session.timeout)
-        rig.collisions.drain(-1, self._frame)
-        rig.lane_invasions.drain(-1, self._frame)
+        rig.collisions.discard_through(self._frame)
+        rig.lane_invasions.discard_through(self._frame)
         assert self.session.map is not None
         self._route = LaneRoute(self.session.map.get_waypoint(start.location), ROUTE_SPACING_M)
         transform = rig.vehicle.get_transform()
