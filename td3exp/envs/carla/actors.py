@@ -15,16 +15,13 @@ from typing import Any
 import carla
 import numpy as np
 
+from td3exp.envs.carla.errors import SpawnFailed
 from td3exp.envs.carla.sensors import FrameQueue, bgra_to_rgb
 
 ROLE = "td3exp"  # role_name prefix of every actor td3exp spawns
 PARK_HEIGHT = 500.0  # metres above its last position where an inactive ego waits (nothing to hit up there)
 
 log = logging.getLogger(__name__)
-
-
-class SpawnFailed(Exception):
-    """No spawn point was free (not a lost server: reconnecting would not help)."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +70,7 @@ def spawn_vehicle(world: Any, bp: Any, spawn_points: Sequence[carla.Transform], 
         actor = world.try_spawn_actor(bp, spawn_points[int(index)])
         if actor is not None:
             return actor
-    raise SpawnFailed(f"no free spawn point for {bp.id} in {min(retries, len(spawn_points))} tries; "
-                      "lower env.npc_vehicles or raise env.spawn_retries")
+    raise SpawnFailed(f"no free spawn point for {bp.id} in {min(retries, len(spawn_points))} tries")
 
 
 def spawn_npcs(world: Any, vehicle: str, count: int, spawn_points: Sequence[carla.Transform],
