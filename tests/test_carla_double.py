@@ -28,7 +28,7 @@ MIRRORS = {  # double class -> the carla class it stands in for
     double.Sensor: carla.Sensor,
 }
 DATA = {double.Image: carla.Image, double.CollisionEvent: carla.CollisionEvent,
-        double.LaneInvasionEvent: carla.LaneInvasionEvent}
+        double.LaneInvasionEvent: carla.LaneInvasionEvent, double.WorldSnapshot: carla.WorldSnapshot}
 PARAM = re.compile(r"\((?P<type>[\w.]+)\)(?P<name>\w+)(?:=(?P<default>[^\s\[\],]+))?")
 
 
@@ -80,6 +80,7 @@ def test_double_attributes_exist_in_the_compiled_module(fake_class: type) -> Non
     real_class = {**MIRRORS, **DATA}[fake_class]
     attributes = {"Image": ["frame", "width", "height", "raw_data"], "CollisionEvent": ["frame", "other_actor"],
                   "LaneInvasionEvent": ["frame", "crossed_lane_markings"], "ActorBlueprint": ["id"],
+                  "WorldSnapshot": ["frame"],
                   "Actor": ["id", "type_id", "attributes", "is_alive", "parent"]}.get(fake_class.__name__, [])
     for name in attributes:
         assert hasattr(real_class, name), f"carla.{real_class.__name__} has no {name}"

@@ -7,6 +7,7 @@ real ``carla`` module, and the env is built by the real factory with the real wr
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 
 import carla
@@ -51,7 +52,7 @@ def server() -> Iterator[double.FakeServer]:
 
 
 def ego_of(server: double.FakeServer) -> double.Vehicle:
-    egos = [v for v in server.live("vehicle.") if v.attributes["role_name"] == "td3exp_ego"]
+    egos = [v for v in server.live("vehicle.") if re.fullmatch(r"td3exp_[0-9a-f]{6}_ego", v.attributes["role_name"])]
     assert len(egos) == 1
     return egos[0]  # type: ignore[return-value]
 

@@ -26,7 +26,9 @@ class Client:
         self._timeout = seconds
 
     def get_server_version(self) -> str:
-        self._connected()
+        return self._connected().version
+
+    def get_client_version(self) -> str:
         return "0.9.16"
 
     def get_world(self) -> World:
@@ -72,6 +74,17 @@ class World:
     def tick(self, seconds: float = 0.0) -> int:
         self._server.blocking_calls.append(("tick", seconds))
         return self._server.tick()
+
+    def wait_for_tick(self, seconds: float = 0.0) -> WorldSnapshot:
+        """The next tick: in synchronous mode only another client (``other_client_ticks``) makes one; without it
+        this times out at once (the real call would wait ``seconds`` first)."""
+        server = self._server
+        server.check()
+        server.blocking_calls.append(("wait_for_tick", seconds))
+        if server.settings.synchronous_mode and not server.other_client_ticks:
+            raise RuntimeError(f"time-out of {seconds * 1000:.0f}ms while waiting for the simulator, make sure the "
+                               f"simulator is ready and connected to {server.host}:{server.port}")
+        return WorldSnapshot(server.tick())
 
     def get_map(self) -> carla.Map:
         self._server.check()
@@ -128,3 +141,11 @@ class TrafficManager:
 
     def set_synchronous_mode(self, mode_switch: bool) -> None:
         self._server.tm_synchronous[self._port] = mode_switch
+
+    def set_random_device_seed(self, value: int) -> None:
+        self._server.tm_seeds[self._port] = value
+
+
+class WorldSnapshot:
+    def __init__(self, frame: int) -> None:
+        self.frame = frame

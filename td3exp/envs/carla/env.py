@@ -142,7 +142,7 @@ class CarlaLaneKeeping(gym.Env):
         if self._rig is None or self._rig_generation != self.session.generation:
             self._rig = None  # an ego from an earlier connection is gone, or was swept on reconnect
             self._rig = EgoRig(self.session.client, self.session.world, self.ego, self.session.spawn_points,
-                               self.session.rng)
+                               self.session.rng, self.session.run)
             self._rig_generation = self.session.generation
         self.session.activate(self._rig)
         return self._rig
