@@ -134,6 +134,19 @@ class _NoSimulator(gym.Env):
         raise self.error
 
 
+class _SpacesOnly(gym.Env):
+    """Only the spaces (what gymnasium's AsyncVectorEnv reads from the env it builds in the main process)."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+
+
+def _in_worker(make: MakeEnv, main_pid: int, spaces: tuple[gym.Space, gym.Space]) -> gym.Env:
+    """``make()`` in a worker; in the main process, just the spaces: a CARLA env would connect, load the town (and
+    start and stop a server with env.server.command) only for the worker to do it all again."""
+    return make() if os.getpid() != main_pid else _SpacesOnly(*spaces)
+
+
 class ParallelEnvs:
     """``num_envs`` paired envs: ``step_async`` / ``step_wait`` around the update, masked resets with given seeds,
     evaluation mode, tape replay and the reward normalizers for checkpoints.  Per-env ``info`` dicts come back as a
@@ -154,8 +167,10 @@ class ParallelEnvs:
         """``vector``: "async" (a process per env, started with spawn: no forked torch or CUDA state) | "sync".
         ``spaces``: the envs' (observation, action) spaces, see ``PairedEnv``."""
         pid = os.getpid()
-        fns = [partial(PairedEnv, t, e, pid, spaces) for t, e in zip(make_train, make_eval, strict=True)]
+        fns: list[MakeEnv] = [partial(PairedEnv, t, e, pid, spaces) for t, e in zip(make_train, make_eval, strict=True)]
         if vector == "async":
+            if spaces is not None:  # gymnasium calls fns[0] here only to read the spaces: answer without an env
+                fns[0] = partial(_in_worker, fns[0], pid, spaces)
             with _standard_start_method():
                 return cls(AsyncVectorEnv(fns, context="spawn", autoreset_mode=AutoresetMode.DISABLED))
         return cls(SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED))
