@@ -76,6 +76,11 @@ class PairedEnv(gym.Env):
     def active(self) -> gym.Env:
         return self.eval if self.mode == "eval" else self.train
 
+    @property
+    def unavailable(self) -> str | None:
+        """Why the simulator did not answer when this env was built (None when it did)."""
+        return str(self.train.error) if isinstance(self.train, _NoSimulator) else None
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         if options and options.get("idle"):
             self._parked = True
@@ -172,7 +177,12 @@ class ParallelEnvs:
             if spaces is not None:  # gymnasium calls fns[0] here only to read the spaces: answer without an env
                 fns[0] = partial(_in_worker, fns[0], pid, spaces)
             with _standard_start_method():
-                return cls(AsyncVectorEnv(fns, context="spawn", autoreset_mode=AutoresetMode.DISABLED))
+                envs = cls(AsyncVectorEnv(fns, context="spawn", autoreset_mode=AutoresetMode.DISABLED))
+            unavailable = envs.vector.get_attr("unavailable")
+            if all(unavailable):  # no simulator answered at all: the run cannot start (some did: see PairedEnv)
+                envs.close()
+                raise SimulatorUnavailable(unavailable[0])
+            return envs
         return cls(SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED))
 
     @classmethod
