@@ -62,6 +62,7 @@ class CarlaEnvConfig(EnvConfig):
     host: str = "127.0.0.1"
     port: int = 2000
     port_step: int = 3
+    job_slot: int = 0
     tm_port: int = 8000
     timeout: float = 10.0
     town: str = "Town04"
@@ -78,6 +79,7 @@ class CarlaEnvConfig(EnvConfig):
     weather: str | None = None
     max_reconnects: int = 3
     reconnect_backoff: float = 2.0
+    allow_version_mismatch: bool = False
     server: CarlaServerConfig = field(default_factory=CarlaServerConfig)
 
 

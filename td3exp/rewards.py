@@ -32,7 +32,13 @@ def smoothness(action: np.ndarray, previous_action: np.ndarray) -> float:
 
 
 def lane_centering(lateral_offset: float, half_width: float, cap: float = 2.0) -> float:
-    """-|offset| / half lane width: 0 on the centerline, -1 at the lane edge, capped at -cap off the road."""
+    """-|offset| / half lane width: 0 on the centerline, -1 at the lane edge, capped at -cap off the road.
+
+    A lane without width (the end of a lane tapering to 0, where round-off can even make it negative) cannot be
+    kept: -cap, instead of a division by zero that would end the run.
+    """
+    if not half_width > 0.0:
+        return -cap
     return -min(abs(lateral_offset) / half_width, cap)
 
 

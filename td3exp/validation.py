@@ -201,10 +201,19 @@ def _validate_carla(env: EnvConfig) -> None:
     for key in ("port", "tm_port"):
         if not 1 <= getattr(env, key) <= 65533:
             raise ConfigError(f"env.{key} must be a TCP port in 1..65533 (got {getattr(env, key)})")
-    if env.port <= env.tm_port <= env.port + 2:
-        raise ConfigError(f"env.tm_port ({env.tm_port}) collides with the server's ports {env.port}..{env.port + 2}")
     if env.port_step < 3:
         raise ConfigError(f"env.port_step must be >= 3 (got {env.port_step}): each server uses ports N..N+2")
+    if env.job_slot < 0:
+        raise ConfigError(f"env.job_slot must be >= 0 (got {env.job_slot}); '${{hydra:job.num}}' in a parallel sweep")
+    last = (env.job_slot + 1) * env.num_envs - 1  # the highest server index this run uses
+    server_ports = (env.port + env.job_slot * env.num_envs * env.port_step, env.port + last * env.port_step + 2)
+    tm_ports = (env.tm_port + env.job_slot * env.num_envs, env.tm_port + last)
+    if max(server_ports[1], tm_ports[1]) > 65535:
+        raise ConfigError(f"env.job_slot={env.job_slot} puts this run's servers on ports up to {server_ports[1]} "
+                          f"and Traffic Managers up to {tm_ports[1]}, beyond 65535; lower env.port or env.tm_port")
+    if server_ports[0] <= tm_ports[1] and tm_ports[0] <= server_ports[1]:
+        raise ConfigError(f"env.tm_port ({env.tm_port}): Traffic Manager ports {tm_ports[0]}..{tm_ports[1]} collide "
+                          f"with the servers' ports {server_ports[0]}..{server_ports[1]}; pick another env.tm_port")
     for key in ("timeout", "fixed_delta_seconds", "max_lateral_offset", "spawn_retries", "settle_ticks",
                 "max_idle_steps"):
         _positive(getattr(env, key), f"env.{key}")

@@ -8,7 +8,9 @@ the real signature there), not from the ``.pyi`` stubs, which disagree (e.g. ``W
 from __future__ import annotations
 
 import inspect
+import queue
 import re
+import threading
 
 import carla
 import pytest
@@ -26,7 +28,7 @@ MIRRORS = {  # double class -> the carla class it stands in for
     double.Sensor: carla.Sensor,
 }
 DATA = {double.Image: carla.Image, double.CollisionEvent: carla.CollisionEvent,
-        double.LaneInvasionEvent: carla.LaneInvasionEvent}
+        double.LaneInvasionEvent: carla.LaneInvasionEvent, double.WorldSnapshot: carla.WorldSnapshot}
 PARAM = re.compile(r"\((?P<type>[\w.]+)\)(?P<name>\w+)(?:=(?P<default>[^\s\[\],]+))?")
 
 
@@ -65,7 +67,7 @@ def test_double_methods_match_the_compiled_module(fake_class: type) -> None:
     for name in public_methods(fake_class):
         if fake_class is not double.Client and name == "__init__":
             continue  # the double's own constructor (carla's actors are made by the server, not by Python)
-        if name == "simulate" or name == "deliver":
+        if name in ("simulate", "data"):
             continue  # the double's server-side behaviour, not API
         assert hasattr(real_class, name), f"carla.{real_class.__name__} has no {name}"
         compiled = compiled_signatures(getattr(real_class, name), name)
@@ -78,6 +80,7 @@ def test_double_attributes_exist_in_the_compiled_module(fake_class: type) -> Non
     real_class = {**MIRRORS, **DATA}[fake_class]
     attributes = {"Image": ["frame", "width", "height", "raw_data"], "CollisionEvent": ["frame", "other_actor"],
                   "LaneInvasionEvent": ["frame", "crossed_lane_markings"], "ActorBlueprint": ["id"],
+                  "WorldSnapshot": ["frame"],
                   "Actor": ["id", "type_id", "attributes", "is_alive", "parent"]}.get(fake_class.__name__, [])
     for name in attributes:
         assert hasattr(real_class, name), f"carla.{real_class.__name__} has no {name}"
@@ -97,3 +100,38 @@ def test_the_checker_catches_a_wrong_default() -> None:
 def test_is_listening_is_a_method_in_0_9_16() -> None:
     # the online docs call it a property; the compiled module has a method, and the env calls it
     assert callable(carla.Sensor.is_listening) and not isinstance(carla.Sensor.is_listening, property)
+
+
+def test_sensor_data_arrives_on_another_thread_after_tick_returns() -> None:
+    server = double.FakeServer(double.straight_map(), port=3990)
+    world = double.Client(server.host, server.port).get_world()
+    car = world.spawn_actor(world.get_blueprint_library().find("vehicle.audi.tt"), carla.Transform())
+    camera_bp = world.get_blueprint_library().find("sensor.camera.rgb")
+    camera_bp.set_attribute("image_size_x", "8")
+    camera_bp.set_attribute("image_size_y", "4")
+    camera = world.spawn_actor(camera_bp, carla.Transform(), attach_to=car)
+    arrived: queue.Queue[tuple[int, str]] = queue.Queue()
+    release = threading.Event()
+    camera.listen(lambda image: (release.wait(5.0), arrived.put((image.frame, threading.current_thread().name))))
+    frame = world.tick(1.0)  # returns although the callback is still blocked
+    assert arrived.empty()
+    release.set()
+    assert arrived.get(timeout=5.0) == (frame, "carla-double-3990")
+    camera.stop()
+
+
+def test_get_actors_gives_fresh_objects_that_are_not_listening() -> None:
+    # as in carla 0.9.16: listening is a property of the Python object that called listen()
+    server = double.FakeServer(double.straight_map(), port=3991)
+    world = double.Client(server.host, server.port).get_world()
+    car = world.spawn_actor(world.get_blueprint_library().find("vehicle.audi.tt"), carla.Transform())
+    sensor = world.spawn_actor(world.get_blueprint_library().find("sensor.other.collision"), carla.Transform(),
+                               attach_to=car)
+    sensor.listen(lambda event: None)
+    fresh = next(a for a in world.get_actors() if a.id == sensor.id)
+    assert fresh is not sensor and not fresh.is_listening() and sensor.is_listening()
+    fresh.stop()  # stops nothing
+    assert sensor.is_listening()
+    client = double.Client(server.host, server.port)
+    with pytest.raises(AssertionError, match="destroyed while listening"):
+        client.apply_batch_sync([carla.command.DestroyActor(sensor.id)])

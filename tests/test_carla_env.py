@@ -7,6 +7,7 @@ real ``carla`` module, and the env is built by the real factory with the real wr
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 
 import carla
@@ -16,10 +17,12 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from omegaconf import OmegaConf
 
+from td3exp.app import EXIT_CODES
 from td3exp.config import CarlaEnvConfig, ConfigError
-from td3exp.envs.carla.errors import SimulatorUnavailable
+from td3exp.envs.carla.errors import SimulatorUnavailable, SpawnFailed
 from td3exp.envs.carla.factory import make_carla
-from td3exp.envs.carla.session import _SESSIONS
+from td3exp.envs.carla.session import _SESSIONS, spawn_points
+from td3exp.envs.vector import UNAVAILABLE, PairedEnv
 from td3exp.rewards import COMPONENTS, RewardWeights
 
 from . import carla_double as double
@@ -49,7 +52,7 @@ def server() -> Iterator[double.FakeServer]:
 
 
 def ego_of(server: double.FakeServer) -> double.Vehicle:
-    egos = [v for v in server.live("vehicle.") if v.attributes["role_name"] == "td3exp_ego"]
+    egos = [v for v in server.live("vehicle.") if re.fullmatch(r"td3exp_[0-9a-f]{6}_ego", v.attributes["role_name"])]
     assert len(egos) == 1
     return egos[0]  # type: ignore[return-value]
 
@@ -283,5 +286,124 @@ def test_gymnasium_check_env_passes(server: double.FakeServer) -> None:
     env = build(carla_config(server.port), normalize="clip")
     try:
         check_env(WithoutFrameIds(env), skip_render_check=True)
+    finally:
+        env.close()
+
+
+def test_driving_straight_through_a_fork_is_not_off_lane() -> None:
+    # the issue's case on the env: the route took the other branch at random and ended the episode off_lane
+    fork = double.FakeServer(double.fork_map(), port=next(PORTS))
+    points = spawn_points(fork.town)
+    start = next(i for i, p in enumerate(points) if p.location.x == pytest.approx(double.FORK_AT - 40.0, abs=1.0))
+    env = build(carla_config(fork.port, f"env.spawn_point={start}", "env.max_episode_steps=200"))
+    try:
+        for seed in range(4):
+            env.reset(seed=seed)
+            ego = ego_of(fork)
+            while ego.location.x < double.FORK_AT + 25.0:
+                *_, terminated, truncated, info = env.step(THROTTLE)
+                assert not terminated and not truncated, (seed, ego.location.x, info["termination"])
+    finally:
+        env.close()
+
+
+def test_late_collision_and_lane_invasion_events_count_in_the_next_step(server: double.FakeServer) -> None:
+    # lane invasion is a client-side sensor in 0.9.16: its event can arrive after the step that made it has drained
+    env = build(carla_config(server.port))
+    env.reset(seed=0)
+    server.late_events = True
+    server.pending_invasions = [ego_of(server).id]
+    *_, info = env.step(THROTTLE)
+    assert not info["lane_invasion"]  # not there yet
+    *_, info = env.step(THROTTLE)
+    assert info["lane_invasion"]  # the late event, in the next step
+    *_, info = env.step(THROTTLE)
+    assert not info["lane_invasion"]  # counted once
+    server.pending_collisions = [ego_of(server).id]
+    _, _, terminated, _, info = env.step(THROTTLE)
+    assert not terminated
+    _, _, terminated, _, info = env.step(THROTTLE)
+    assert terminated and info["termination"] == "collision"
+    env.close()
+
+
+def test_late_events_of_the_spawn_drop_never_count(server: double.FakeServer) -> None:
+    env = build(carla_config(server.port))
+    env.reset(seed=0)
+    server.late_events = True
+    last_settle_tick, ego = server.frame + 3, ego_of(server)  # env.settle_ticks=3
+
+    def collide(frame: int) -> None:
+        if frame == last_settle_tick:
+            server.pending_collisions = [ego.id]
+
+    server.tick_hooks.append(collide)
+    env.reset(seed=1)  # the collision happens in the drop's last tick; its event comes after the reset
+    for _ in range(3):
+        _, _, terminated, _, info = env.step(THROTTLE)
+        assert not terminated
+    env.close()
+
+
+def crowded(length: float) -> tuple[double.FakeServer, list[double.Vehicle]]:
+    """A road with spawn points every 20 m on both lanes (x = 0, 20, ... < length), a car of another client on
+    each (a driver of that client's, not an env's NPC)."""
+    fake = double.FakeServer(double.straight_map(length, right_lanes=1), port=next(PORTS))
+    fake.map_name = "Carla/Maps/Town04"  # already loaded: loading would destroy the cars
+    world = double.Client(fake.host, fake.port).get_world()
+    bp = world.get_blueprint_library().find("vehicle.audi.tt")
+    return fake, [world.try_spawn_actor(bp, point) for point in spawn_points(fake.town)]
+
+
+def test_no_free_spawn_point_is_a_one_line_simulator_unavailable_with_an_exit_code() -> None:
+    fake, _ = crowded(30.0)  # every point taken: the ego cannot spawn
+    env = build(carla_config(fake.port))
+    frame = fake.frame
+    try:
+        with pytest.raises(SpawnFailed) as error:
+            env.reset(seed=0)
+        message = str(error.value)
+        assert "\n" not in message and "env.npc_vehicles" in message and "env.spawn_retries" in message
+        assert fake.frame - frame == 2 * 3  # it let the traffic move twice (settle_ticks=3) before giving up
+        assert next(code for kind, code in EXIT_CODES if isinstance(error.value, kind)) == 4
+        _, info = PairedEnv(lambda: env, lambda: env).reset(seed=0)  # reported, not a dead worker
+        assert info[UNAVAILABLE].startswith("no free spawn point")
+    finally:
+        env.close()
+    assert [a.attributes["role_name"] for a in fake.live()] == [""] * 4  # only the other client's cars
+
+
+def test_an_episode_never_starts_next_to_another_vehicle() -> None:
+    fake = double.FakeServer(double.straight_map(60.0, right_lanes=1), port=next(PORTS))
+    env = build(carla_config(fake.port))
+    try:
+        env.reset(seed=0)
+        world = double.Client(fake.host, fake.port).get_world()
+        bp = world.get_blueprint_library().find("vehicle.audi.tt")
+        for point in spawn_points(fake.town):  # on every point but the ego's: each is 3.5 m from one of them
+            world.try_spawn_actor(bp, point)
+        with pytest.raises(SpawnFailed, match="another vehicle within 10 m"):
+            env.reset(seed=1)
+    finally:
+        env.close()
+
+
+def test_a_start_is_found_once_traffic_moves_away() -> None:
+    fake, blockers = crowded(60.0)
+    first = fake.frame
+    free_x = 40.0
+
+    def drive_away(frame: int) -> None:  # in the first tick after the first try, the cars at x = 40 leave
+        if frame == first + 1:
+            for car in blockers:
+                if car.location.x == pytest.approx(free_x):
+                    car.location = carla.Location(car.location.x + 500.0, car.location.y, 0.0)
+
+    fake.tick_hooks.append(drive_away)
+    env = build(carla_config(fake.port))
+    try:
+        env.reset(seed=0)
+        assert ego_of(fake).location.x == pytest.approx(free_x)
+        assert fake.frame - first == 2 * 3  # one wait for the traffic, then the drop (settle_ticks=3)
     finally:
         env.close()

@@ -11,13 +11,24 @@ import pytest
 from td3exp.envs.carla.geometry import LaneRoute, heading_error
 from td3exp.rewards import lane_centering
 
-from .carla_double import CURVE_RADIUS, LANE_WIDTH, curve_map, straight_map
+from .carla_double import (
+    CURVE_RADIUS,
+    FORK_AT,
+    LANE_WIDTH,
+    RIGHT_CURVE_RADIUS,
+    TAPER_LENGTH,
+    curve_map,
+    fork_map,
+    right_curve_map,
+    straight_map,
+    taper_map,
+)
 
 HALF = LANE_WIDTH / 2
 
 
-def route_at(town: carla.Map, x: float, y: float, spacing: float = 2.0, seed: int = 0) -> LaneRoute:
-    return LaneRoute(town.get_waypoint(carla.Location(x, y, 0.0)), spacing, np.random.default_rng(seed))
+def route_at(town: carla.Map, x: float, y: float, spacing: float = 2.0) -> LaneRoute:
+    return LaneRoute(town.get_waypoint(carla.Location(x, y, 0.0)), spacing)
 
 
 def at(x: float, y: float) -> carla.Location:
@@ -116,3 +127,82 @@ def test_curve_progress_follows_the_lane_arc_and_offsets_are_left_handed() -> No
     inside = route.locate(_on_curve(0.6, lane_radius - 0.5), 0.0)
     assert outside.lateral_offset == pytest.approx(0.5, abs=0.01)  # away from the centre: right of the lane
     assert inside.lateral_offset == pytest.approx(-0.5, abs=0.01)
+
+
+def test_right_curve_progress_follows_the_inner_lane_arc() -> None:
+    # a right bend (OpenDRIVE curvature < 0) turns towards +y in CARLA: centre (0, R), lane -1 on the inside
+    lane_radius = RIGHT_CURVE_RADIUS - HALF
+    centre_y = RIGHT_CURVE_RADIUS
+
+    def on_right_curve(angle: float, radius: float) -> carla.Location:
+        return at(radius * math.sin(angle), centre_y - radius * math.cos(angle))
+
+    route = route_at(right_curve_map(), 0.0, HALF, spacing=1.0)
+    start = route.locate(on_right_curve(0.0, lane_radius), 0.0)
+    quarter = route.locate(on_right_curve(0.5, lane_radius), math.degrees(0.5))  # yaw grows: clockwise from above
+    assert quarter.s - start.s == pytest.approx(0.5 * lane_radius, rel=1e-3)
+    assert quarter.lateral_offset == pytest.approx(0.0, abs=0.01)
+    assert quarter.heading_error == pytest.approx(0.0, abs=1.0)
+    outside = route.locate(on_right_curve(0.6, lane_radius + 0.5), 0.0)
+    inside = route.locate(on_right_curve(0.6, lane_radius - 0.5), 0.0)
+    assert outside.lateral_offset == pytest.approx(-0.5, abs=0.01)  # away from the centre: left of this lane
+    assert inside.lateral_offset == pytest.approx(0.5, abs=0.01)
+
+
+def _straight_branch(distance: float) -> carla.Location:
+    """``distance`` metres past the fork along the branch going straight on."""
+    return at(FORK_AT + distance, HALF)
+
+
+def _right_branch(distance: float) -> carla.Location:
+    """``distance`` metres past the fork along the right-bending branch's lane centre (radius 30 - 1.75 m)."""
+    radius = RIGHT_CURVE_RADIUS - HALF
+    angle = distance / radius
+    return at(FORK_AT + radius * math.sin(angle), RIGHT_CURVE_RADIUS - radius * math.cos(angle))
+
+
+@pytest.mark.parametrize("branch", [_straight_branch, _right_branch])
+def test_at_a_fork_the_route_follows_the_branch_the_car_takes(branch) -> None:
+    # the issue's case: a car driving straight on was ended off_lane because the route had taken the other branch
+    # (drawn at random before the fix: one of these two failed for every seed)
+    route = route_at(fork_map(), FORK_AT - 40.0, HALF)
+    for x in np.arange(FORK_AT - 40.0, FORK_AT, 2.0):
+        route.locate(at(float(x), HALF), 0.0)
+    assert route.branches == 2  # both ways ahead are followed until the car picks one
+    for distance in np.arange(1.0, 40.0, 1.0):
+        position = route.locate(branch(float(distance)), 0.0)
+        assert abs(position.lateral_offset) < 0.2, (distance, position)  # chords of a 2 m polyline on the bend
+        assert position.s == pytest.approx(40.0 + distance, abs=0.2)  # metres driven, along either branch
+    assert route.branches == 1  # the other branch was dropped once the car was a lane width from it
+
+
+def test_at_a_fork_leaving_both_branches_is_off_the_lane() -> None:
+    route = route_at(fork_map(), FORK_AT - 20.0, HALF)
+    for x in np.arange(FORK_AT - 20.0, FORK_AT + 6.0, 2.0):
+        route.locate(at(float(x), HALF), 0.0)
+    # between the branches, 12 m past the fork: about halfway from each
+    straight, bend = _straight_branch(12.0), _right_branch(12.0)
+    middle = at((straight.x + bend.x) / 2, (straight.y + bend.y) / 2)
+    gap = math.hypot(bend.x - straight.x, bend.y - straight.y)
+    assert abs(route.locate(middle, 0.0).lateral_offset) == pytest.approx(gap / 2, abs=0.2)
+    beyond = at(FORK_AT + 12.0, HALF - 3.0)  # 3 m left of the straight branch, further still from the other
+    assert route.locate(beyond, 0.0).lateral_offset == pytest.approx(-3.0, abs=0.05)
+
+
+def test_a_lane_tapering_to_width_0_gives_a_finite_lane_centering() -> None:
+    # the issue's case: the route's last waypoint, at the end of a lane narrowing to width 0, has lane_width 0.0
+    town = taper_map()
+    start = town.get_waypoint_xodr(1, -2, 0.0)
+    route = LaneRoute(start, 2.0)
+    y = start.transform.location.y
+    for x in np.arange(0.0, TAPER_LENGTH + 5.0, 1.0):
+        position = route.locate(at(float(x), y), 0.0)
+        value = lane_centering(position.lateral_offset, position.half_width)
+        assert -2.0 <= value <= 0.0, (x, position)
+    assert position.half_width == 0.0  # past the lane's end: the width there
+
+
+@pytest.mark.parametrize("half_width", [0.0, -4.4e-16])  # a taper's end, and float round-off just below 0
+def test_lane_centering_in_a_lane_without_width_is_the_cap(half_width: float) -> None:
+    assert lane_centering(0.3, half_width) == -2.0
+    assert lane_centering(0.0, half_width) == -2.0

@@ -77,6 +77,11 @@ class PairedEnv(gym.Env):
     def active(self) -> gym.Env:
         return self.eval if self.mode == "eval" else self.train
 
+    @property
+    def unavailable(self) -> str | None:
+        """Why the simulator did not answer when this env was built (None when it did)."""
+        return str(self.train.error) if isinstance(self.train, _NoSimulator) else None
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         if options and options.get("idle"):
             self._parked = True
@@ -135,6 +140,19 @@ class _NoSimulator(gym.Env):
         raise self.error
 
 
+class _SpacesOnly(gym.Env):
+    """Only the spaces (what gymnasium's AsyncVectorEnv reads from the env it builds in the main process)."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+
+
+def _in_worker(make: MakeEnv, main_pid: int, spaces: tuple[gym.Space, gym.Space]) -> gym.Env:
+    """``make()`` in a worker; in the main process, just the spaces: a CARLA env would connect, load the town (and
+    start and stop a server with env.server.command) only for the worker to do it all again."""
+    return make() if os.getpid() != main_pid else _SpacesOnly(*spaces)
+
+
 class ParallelEnvs:
     """``num_envs`` paired envs: ``step_async`` / ``step_wait`` around the update, masked resets with given seeds,
     evaluation mode, tape replay and the reward normalizers for checkpoints.  Per-env ``info`` dicts come back as a
@@ -155,10 +173,17 @@ class ParallelEnvs:
         """``vector``: "async" (a process per env, started with spawn: no forked torch or CUDA state) | "sync".
         ``spaces``: the envs' (observation, action) spaces, see ``PairedEnv``."""
         pid = os.getpid()
-        fns = [partial(PairedEnv, t, e, pid, spaces) for t, e in zip(make_train, make_eval, strict=True)]
+        fns: list[MakeEnv] = [partial(PairedEnv, t, e, pid, spaces) for t, e in zip(make_train, make_eval, strict=True)]
         if vector == "async":
+            if spaces is not None:  # gymnasium calls fns[0] here only to read the spaces: answer without an env
+                fns[0] = partial(_in_worker, fns[0], pid, spaces)
             with _standard_start_method():
-                return cls(AsyncVectorEnv(fns, context="spawn", autoreset_mode=AutoresetMode.DISABLED))
+                envs = cls(AsyncVectorEnv(fns, context="spawn", autoreset_mode=AutoresetMode.DISABLED))
+            unavailable = envs.vector.get_attr("unavailable")
+            if all(unavailable):  # no simulator answered at all: the run cannot start (some did: see PairedEnv)
+                envs.close()
+                raise SimulatorUnavailable(unavailable[0])
+            return envs
         return cls(SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED))
 
     @classmethod

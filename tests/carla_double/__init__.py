@@ -9,12 +9,26 @@ double's method names, parameters and defaults are checked against the compiled 
 from __future__ import annotations
 
 from .actors import Actor, CollisionEvent, Image, LaneInvasionEvent, Sensor, Vehicle
-from .client import ActorBlueprint, BlueprintLibrary, Client, TrafficManager, World
-from .maps import CURVE_RADIUS, LANE_WIDTH, curve_map, road_xodr, straight_map
+from .client import ActorBlueprint, BlueprintLibrary, Client, TrafficManager, World, WorldSnapshot
+from .maps import (
+    CURVE_RADIUS,
+    FORK_AT,
+    LANE_WIDTH,
+    RIGHT_CURVE_RADIUS,
+    TAPER_LENGTH,
+    curve_map,
+    fork_map,
+    right_curve_map,
+    road_xodr,
+    straight_map,
+    taper_map,
+)
 from .server import SERVERS, FakeServer
 
 __all__ = [
     "SERVERS", "Actor", "ActorBlueprint", "BlueprintLibrary", "Client", "CollisionEvent", "CURVE_RADIUS",
     "FakeServer", "Image", "LANE_WIDTH", "LaneInvasionEvent", "Sensor", "TrafficManager", "Vehicle", "World",
-    "curve_map", "road_xodr", "straight_map",
+    "WorldSnapshot",
+    "curve_map", "road_xodr", "straight_map", "FORK_AT", "RIGHT_CURVE_RADIUS", "TAPER_LENGTH", "fork_map",
+    "right_curve_map", "taper_map",
 ]

@@ -3,8 +3,9 @@ CollisionEvent, LaneInvasionEvent), with the compiled module's method and attrib
 
 from __future__ import annotations
 
+import copy
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import carla
 import numpy as np
@@ -29,6 +30,11 @@ class Actor:
     @property
     def is_alive(self) -> bool:
         return self.id in self._server.actors
+
+    def _fresh(self) -> Actor:
+        """What ``World.get_actors`` returns: a new Python object for the same actor, as the real client makes (it
+        shares the state read at that time; the env only reads ids, types and attributes from these)."""
+        return copy.copy(self)
 
     def _alive(self) -> None:
         self._server.check()
@@ -97,30 +103,47 @@ class Vehicle(Actor):
 
 
 class Sensor(Actor):
-    callback = None
+    """``listen`` subscribes this object's callback (client side, as in carla 0.9.16): ``is_listening`` and ``stop``
+    concern this object only, so a fresh object of the same sensor (``World.get_actors``) is not listening and
+    stopping it stops nothing."""
+
+    _listening = False
+
+    def _fresh(self) -> Actor:
+        fresh = copy.copy(self)
+        fresh._listening = False
+        return fresh
 
     def listen(self, callback: object) -> None:
         self._alive()
-        self.callback = callback
+        self._server.listeners[self.id] = callback
+        self._listening = True
 
     def stop(self) -> None:
-        self.callback = None
+        if self._listening:
+            self._server.listeners.pop(self.id, None)
+            self._listening = False
 
     def is_listening(self) -> bool:
-        return self.callback is not None
+        return self._listening
 
-    def deliver(self, frame: int) -> None:
-        """This tick's data, as the server streams it to the client."""
+    def data(self, frame: int) -> tuple[list[Any], list[Any]]:
+        """This tick's (events, images), as the server streams them to the client."""
         parent = self.parent
-        assert parent is not None and self.callback is not None
+        assert parent is not None
+        server = self._server
         if self.type_id == "sensor.camera.rgb":
-            if self.id in self._server.muted:
-                return
-            self.callback(Image(frame, self, parent))
-            if self._server.stale_images:
-                self.callback(Image(frame - 1, self, parent, fill=255))
-        elif self.type_id == "sensor.other.collision" and parent.id in self._server.pending_collisions:
-            self.callback(CollisionEvent(frame, self._server.live("vehicle.")[0]))
+            if self.id in server.muted:
+                return [], []
+            images = [Image(frame, self, parent)]
+            if server.stale_images:
+                images.append(Image(frame - 1, self, parent, fill=255))
+            return [], images
+        if self.type_id == "sensor.other.collision" and parent.id in server.pending_collisions:
+            return [CollisionEvent(frame, server.live("vehicle.")[0])], []
+        if self.type_id == "sensor.other.lane_invasion" and parent.id in server.pending_invasions:
+            return [LaneInvasionEvent(frame, ["Solid"])], []
+        return [], []
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ class Client:
         self._timeout = seconds
 
     def get_server_version(self) -> str:
-        self._connected()
+        return self._connected().version
+
+    def get_client_version(self) -> str:
         return "0.9.16"
 
     def get_world(self) -> World:
@@ -50,7 +52,7 @@ class Client:
         server = self._connected()
         for command in commands:  # type: ignore[attr-defined]
             actor = server.actors.pop(command.actor_id, None)
-            if isinstance(actor, Sensor) and actor.callback is not None:
+            if isinstance(actor, Sensor) and actor.id in server.listeners:
                 raise AssertionError(f"sensor {actor.id} destroyed while listening (stop it first)")
         return []
 
@@ -73,6 +75,17 @@ class World:
         self._server.blocking_calls.append(("tick", seconds))
         return self._server.tick()
 
+    def wait_for_tick(self, seconds: float = 0.0) -> WorldSnapshot:
+        """The next tick: in synchronous mode only another client (``other_client_ticks``) makes one; without it
+        this times out at once (the real call would wait ``seconds`` first)."""
+        server = self._server
+        server.check()
+        server.blocking_calls.append(("wait_for_tick", seconds))
+        if server.settings.synchronous_mode and not server.other_client_ticks:
+            raise RuntimeError(f"time-out of {seconds * 1000:.0f}ms while waiting for the simulator, make sure the "
+                               f"simulator is ready and connected to {server.host}:{server.port}")
+        return WorldSnapshot(server.tick())
+
     def get_map(self) -> carla.Map:
         self._server.check()
         return self._server.town
@@ -81,8 +94,10 @@ class World:
         return BlueprintLibrary()
 
     def get_actors(self) -> list[Actor]:
+        """Fresh objects, as the real client returns: a sensor's is not listening, even when the object the env
+        spawned is."""
         self._server.check()
-        return list(self._server.actors.values())
+        return [actor._fresh() for actor in self._server.actors.values()]
 
     def set_weather(self, arg2: carla.WeatherParameters) -> None:
         self._server.weather = arg2
@@ -126,3 +141,11 @@ class TrafficManager:
 
     def set_synchronous_mode(self, mode_switch: bool) -> None:
         self._server.tm_synchronous[self._port] = mode_switch
+
+    def set_random_device_seed(self, value: int) -> None:
+        self._server.tm_seeds[self._port] = value
+
+
+class WorldSnapshot:
+    def __init__(self, frame: int) -> None:
+        self.frame = frame

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import queue
 import socket
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import carla
 
@@ -18,11 +21,15 @@ SERVERS: dict[tuple[str, int], FakeServer] = {}
 class FakeServer:
     """The simulated state of one CARLA server at host:port (clients find it by address).
 
-    Knobs for faults: ``crash(refuse=n)`` loses all state and refuses the next ``n`` connections;
-    ``mute_cameras()`` silences the cameras that exist now (a sensor that stops streaming); ``stale_images``
-    delivers an extra camera image stamped with the previous frame (filled with 255) on every tick;
-    ``pending_collisions`` makes those vehicles collide on the next tick; ``listen_port`` ties "up" to a real
-    process listening there (server restarts).
+    Sensor data reaches the callbacks on a thread of their own after ``tick`` has returned, as with the real client
+    (events of a tick first, then its camera images).  Knobs for faults: ``crash(refuse=n)`` loses all state and
+    refuses the next ``n`` connections; ``mute_cameras()`` silences the cameras that exist now (a sensor that stops
+    streaming); ``stale_images`` delivers an extra camera image stamped with the previous frame (filled with 255) on
+    every tick; ``pending_collisions`` / ``pending_invasions`` make those vehicles collide / cross a lane marking on
+    the next tick; ``late_events`` delivers collision and lane-invasion events only after the next tick returns
+    (client-side sensors such as lane invasion can be that late); ``version`` is what ``get_server_version``
+    answers; ``other_client_ticks`` stands for another synchronous client ticking the world; ``tick_hooks`` run
+    at every tick with the new frame; ``listen_port`` ties "up" to a real process listening there (server restarts).
     """
 
     def __init__(self, town: carla.Map, host: str = "127.0.0.1", port: int = 2000,
@@ -31,10 +38,21 @@ class FakeServer:
         self.refuse = 0
         self.muted: set[int] = set()
         self.stale_images = False
+        self.late_events = False
+        self.version = "0.9.16"
+        self.other_client_ticks = False
         self.clients: list[Client] = []
         self.loaded_maps: list[str] = []
         self.pending_collisions: list[int] = []  # vehicle ids that collide on the next tick
+        self.pending_invasions: list[int] = []  # vehicle ids that cross a lane marking on the next tick
+        self.tick_hooks: list[Callable[[int], None]] = []
         self.blocking_calls: list[tuple[str, float]] = []  # (call, its time-out in seconds)
+        self.tm_seeds: dict[int, int] = {}  # Traffic Manager port -> set_random_device_seed's value
+        self.listeners: dict[int, Any] = {}  # sensor id -> the callback its data streams to (client side)
+        self.next_id = 1  # actor ids are never reused, also across crashes
+        self._held: list[tuple[int, Any]] = []  # late events, delivered with the next tick's data
+        self._deliveries: queue.Queue[list[tuple[int, Any]]] = queue.Queue()
+        threading.Thread(target=self._deliver, name=f"carla-double-{port}", daemon=True).start()
         self._reset_state()
         SERVERS[(host, port)] = self
 
@@ -43,9 +61,9 @@ class FakeServer:
         self.map_name = "Carla/Maps/Town10HD_Opt"
         self.frame = 100
         self.actors: dict[int, Actor] = {}
-        self.next_id = 1
         self.tm_synchronous: dict[int, bool] = {}
         self.weather: object | None = None
+        self._held = []
 
     def crash(self, refuse: int = 0) -> None:
         self._reset_state()
@@ -77,14 +95,31 @@ class FakeServer:
     def tick(self) -> int:
         self.check()
         self.frame += 1
+        for hook in self.tick_hooks:
+            hook(self.frame)
         dt = self.settings.fixed_delta_seconds or 0.05
         for vehicle in self.live("vehicle."):
             vehicle.simulate(dt)
+        events, images = [], []
         for sensor in self.live("sensor."):
-            if sensor.callback is not None:
-                sensor.deliver(self.frame)
-        self.pending_collisions = []
+            if sensor.id in self.listeners:
+                assert isinstance(sensor, Sensor)
+                new_events, new_images = sensor.data(self.frame)
+                events += [(sensor.id, e) for e in new_events]
+                images += [(sensor.id, i) for i in new_images]
+        self.pending_collisions, self.pending_invasions = [], []
+        if self.late_events:
+            self._held, events = events, self._held
+        self._deliveries.put(events + images)
         return self.frame
+
+    def _deliver(self) -> None:
+        """The client's streaming thread: calls each sensor's callback, if it still listens, after tick returned."""
+        while True:
+            for sensor_id, data in self._deliveries.get():
+                callback = self.listeners.get(sensor_id)
+                if callback is not None:
+                    callback(data)
 
 
 def _port_open(host: str, port: int) -> bool:

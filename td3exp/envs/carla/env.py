@@ -4,7 +4,8 @@ from the Map/waypoint API every simulator step."""
 from __future__ import annotations
 
 import math
-from typing import Any, SupportsFloat
+from collections.abc import Callable
+from typing import Any, SupportsFloat, TypeVar
 
 import carla
 import gymnasium as gym
@@ -12,13 +13,15 @@ import numpy as np
 
 from td3exp import rewards
 from td3exp.envs.carla.actors import EgoRig, EgoSpec
-from td3exp.envs.carla.errors import SimulatorUnavailable
+from td3exp.envs.carla.errors import SimulatorUnavailable, SpawnFailed
 from td3exp.envs.carla.geometry import LaneRoute
 from td3exp.envs.carla.session import CarlaSession
 
 IDLE_SPEED_KMH = 1.0  # below this the car counts as standing still
 ROUTE_SPACING_M = 2.0  # distance between route waypoints
-NPC_CLEARANCE_M = 10.0  # an episode does not start this close to an NPC
+CLEARANCE_M = 10.0  # an episode does not start this close to another vehicle
+SPAWN_ROUNDS = 3  # tries to find a free spawn point, settle_ticks ticks apart (the traffic moves on meanwhile)
+T = TypeVar("T")
 
 
 class CarlaLaneKeeping(gym.Env):
@@ -37,6 +40,9 @@ class CarlaLaneKeeping(gym.Env):
     terminated False, truncated True, ``info["simulator_lost"] = True`` and ``info["reconnects"]`` (cumulative);
     the trainer drops that transition and resets.  When reconnect attempts run out it raises
     ``SimulatorUnavailable`` (one-line message).  ``reset`` reconnects the same way before starting an episode.
+    When no spawn point is free (each tried one within 10 m of another vehicle), ``reset`` lets the traffic move for
+    ``settle_ticks`` ticks and tries again; after ``SPAWN_ROUNDS`` tries it raises ``SpawnFailed`` (a
+    ``SimulatorUnavailable``): an episode never starts on an occupied point.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -86,10 +92,10 @@ class CarlaLaneKeeping(gym.Env):
             steer, throttle_brake = float(action[0]), float(action[1])
             rig.vehicle.apply_control(carla.VehicleControl(throttle=max(throttle_brake, 0.0), steer=steer,
                                                            brake=max(-throttle_brake, 0.0)))
-            previous_frame, self._frame = self._frame, self.session.tick()
+            self._frame = self.session.tick()
             obs = rig.camera_frames.take(self._frame, self.session.timeout)
-            collided = bool(rig.collisions.drain(previous_frame, self._frame))
-            invaded = bool(rig.lane_invasions.drain(previous_frame, self._frame))
+            collided = bool(rig.collisions.drain(self._frame))  # with late events of earlier ticks
+            invaded = bool(rig.lane_invasions.drain(self._frame))
             transform, velocity = rig.vehicle.get_transform(), rig.vehicle.get_velocity()
         except SimulatorUnavailable:
             raise
@@ -136,22 +142,22 @@ class CarlaLaneKeeping(gym.Env):
         if self._rig is None or self._rig_generation != self.session.generation:
             self._rig = None  # an ego from an earlier connection is gone, or was swept on reconnect
             self._rig = EgoRig(self.session.client, self.session.world, self.ego, self.session.spawn_points,
-                               self.session.rng)
+                               self.session.rng, self.session.run)
             self._rig_generation = self.session.generation
         self.session.activate(self._rig)
         return self._rig
 
     def _start_episode(self) -> np.ndarray:
-        rig = self._activate()
-        start = self._spawn_transform()
+        rig = self._until_spawned(self._activate)
+        start = self._until_spawned(lambda: self._spawn_transform(rig))
         rig.place(start)
         for _ in range(self.settle_ticks):  # the drop onto the road; its collisions are ignored
             self._frame = self.session.tick()
         obs = rig.camera_frames.take(self._frame, self.session.timeout)
-        rig.collisions.drain(-1, self._frame)
-        rig.lane_invasions.drain(-1, self._frame)
+        rig.collisions.discard_through(self._frame)
+        rig.lane_invasions.discard_through(self._frame)
         assert self.session.map is not None
-        self._route = LaneRoute(self.session.map.get_waypoint(start.location), ROUTE_SPACING_M, self.np_random)
+        self._route = LaneRoute(self.session.map.get_waypoint(start.location), ROUTE_SPACING_M)
         transform = rig.vehicle.get_transform()
         self._s = self._route.locate(transform.location, transform.rotation.yaw).s
         self._idle = 0
@@ -159,18 +165,32 @@ class CarlaLaneKeeping(gym.Env):
         self._last_obs = obs
         return obs
 
-    def _spawn_transform(self) -> carla.Transform:
-        """The configured spawn point, or a seeded-random one away from NPC traffic."""
+    def _until_spawned(self, spawn: Callable[[], T]) -> T:
+        """``spawn()``, tried ``SPAWN_ROUNDS`` times ``settle_ticks`` ticks apart while it finds no free point."""
+        for attempt in range(SPAWN_ROUNDS):
+            try:
+                return spawn()
+            except SpawnFailed as error:
+                if attempt == SPAWN_ROUNDS - 1:
+                    raise SpawnFailed(f"{error}, {SPAWN_ROUNDS} times {self.settle_ticks} ticks apart "
+                                      "(env.settle_ticks); lower env.npc_vehicles or raise env.spawn_retries") \
+                        from error
+            for _ in range(self.settle_ticks):
+                self._frame = self.session.tick()
+        raise AssertionError("unreachable")
+
+    def _spawn_transform(self, rig: EgoRig) -> carla.Transform:
+        """The configured spawn point, or a seeded-random one; never within ``CLEARANCE_M`` of another vehicle."""
         points = self.session.spawn_points
-        if self.spawn_point is not None:
-            return points[self.spawn_point]
-        npcs = [npc.get_location() for npc in self.session.npcs]
-        order = self.np_random.permutation(len(points))
-        for index in order[:self.ego.spawn_retries]:
-            candidate = points[int(index)]
-            if all(candidate.location.distance(n) > NPC_CLEARANCE_M for n in npcs):
-                return candidate
-        return points[int(order[0])]
+        candidates = [self.spawn_point] if self.spawn_point is not None else \
+            [int(i) for i in self.np_random.permutation(len(points))[:self.ego.spawn_retries]]
+        others = [a.get_location() for a in self.session.world.get_actors()
+                  if a.type_id.startswith("vehicle.") and a.id != rig.vehicle.id]
+        for index in candidates:
+            if all(points[index].location.distance(other) > CLEARANCE_M for other in others):
+                return points[index]
+        raise SpawnFailed(f"no free spawn point for the ego in {len(candidates)} tries (another vehicle within "
+                          f"{CLEARANCE_M:g} m of each)")
 
     def close(self) -> None:
         """Destroy this env's actors; the last env on the server restores its settings.  Safe to call twice."""

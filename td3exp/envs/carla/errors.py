@@ -15,3 +15,9 @@ class SimulatorLost(RuntimeError):
 
     Raised inside the env and handled there by reconnecting; it only escapes as ``SimulatorUnavailable``.
     """
+
+
+class SpawnFailed(SimulatorUnavailable):
+    """No free spawn point for the ego, also after letting the traffic move (not a lost server: reconnecting would
+    not help).  A ``SimulatorUnavailable``, so it is reported like one: the run writes its checkpoint and stops with
+    this one-line message (exit code 4)."""

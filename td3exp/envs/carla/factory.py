@@ -24,22 +24,25 @@ def make_carla(
     env: CarlaEnvConfig, weights: RewardWeights, target_speed: float, normalize: str, clip_range: float,
     gamma: float, seed: int, env_index: int = 0, make_client: Callable[[str, int], Any] = carla.Client,
 ) -> gym.Env:
-    """The CARLA env number ``env_index``: it uses its own server at ``env.port + env_index * env.port_step``
-    (and Traffic Manager port ``env.tm_port + env_index``); envs built with the same index share one connection.
+    """The CARLA env number ``env_index``: it uses its own server at ``env.port + slot * env.port_step`` (and
+    Traffic Manager port ``env.tm_port + slot``), where ``slot = env.job_slot * env.num_envs + env_index``, so that
+    parallel sweep jobs (``env.job_slot=${hydra:job.num}``) do not share servers; envs built with the same index
+    share one connection.
 
     ``target_speed`` is in km/h.  ``make_client(host, port)`` is ``carla.Client``; tests pass a test double.
     Raises SimulatorUnavailable (one line) when no server answers within ``env.timeout`` seconds.
     """
-    port = env.port + env_index * env.port_step
+    slot = env.job_slot * env.num_envs + env_index
+    port = env.port + slot * env.port_step
 
     def connect() -> CarlaSession:
         server = None
         if env.server.command is not None:
             server = ServerProcess(env.server.command, env.host, port, env.server.startup_timeout)
         return CarlaSession(
-            env.host, port, env.timeout, env.town, env.fixed_delta_seconds, env.tm_port + env_index,
+            env.host, port, env.timeout, env.town, env.fixed_delta_seconds, env.tm_port + slot,
             env.npc_vehicles, env.vehicle, env.weather, env.max_reconnects, env.reconnect_backoff, server,
-            make_client, seed + env_index,
+            make_client, seed + env_index, env.allow_version_mismatch,
         )
 
     session = open_session(connect, env.host, port)

@@ -26,18 +26,23 @@ class Stamped(NamedTuple, Generic[T]):
 
 
 class FrameQueue(Generic[T]):
-    """A bounded, thread-safe queue of ``Stamped`` items in frame order (the oldest are dropped when full)."""
+    """A bounded, thread-safe queue of ``Stamped`` items in frame order (the oldest are dropped when full).
+
+    Items of frames up to a floor (``discard_through``: an episode's start) are dropped, also when they arrive later.
+    """
 
     def __init__(self, name: str, capacity: int = 64) -> None:
         self.name = name
         self._items: deque[Stamped[T]] = deque(maxlen=capacity)
         self._changed = threading.Condition()
+        self._floor = -1
 
     def put(self, frame: int, value: T) -> None:
         """Called from the sensor's callback thread."""
         with self._changed:
-            self._items.append(Stamped(frame, value))
-            self._changed.notify_all()
+            if frame > self._floor:
+                self._items.append(Stamped(frame, value))
+                self._changed.notify_all()
 
     def take(self, frame: int, timeout: float) -> T:
         """The item of ``frame``, waiting up to ``timeout`` seconds; items of earlier frames are discarded.
@@ -60,15 +65,22 @@ class FrameQueue(Generic[T]):
                     raise SimulatorLost(f"{self.name} delivered no data for frame {frame} within {timeout:g} s")
                 self._changed.wait(remaining)
 
-    def drain(self, after: int, up_to: int) -> list[T]:
-        """Without waiting: the items of frames in (after, up_to], removing them and everything older."""
+    def drain(self, up_to: int) -> list[T]:
+        """Without waiting: the items of frames up to ``up_to``, removing them.  An event that came after the drain
+        of its own frame is in the next one (lane invasion is a client-side sensor in 0.9.16 and can be late)."""
         with self._changed:
             taken = []
             while self._items and self._items[0].frame <= up_to:
-                item = self._items.popleft()
-                if item.frame > after:
-                    taken.append(item.value)
+                taken.append(self._items.popleft().value)
             return taken
+
+    def discard_through(self, frame: int) -> None:
+        """Drop the items of frames up to ``frame``, now and when they arrive later (what happened before an
+        episode started, such as the spawn drop, never counts in it)."""
+        with self._changed:
+            self._floor = max(self._floor, frame)
+            while self._items and self._items[0].frame <= frame:
+                self._items.popleft()
 
 
 def bgra_to_rgb(raw: Any, height: int, width: int) -> np.ndarray:
