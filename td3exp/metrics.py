@@ -1,6 +1,6 @@
 """The metric-name contract: every tag a training run writes (TensorBoard and W&B alike).
 
-Reports, dashboards, sweeps and tests depend on these names; the README's metric table mirrors both lists.
+Reports, dashboards, sweeps and tests depend on these names; docs/metrics.md's table mirrors both lists.
 ``CONTRACT``: the tags every run writes (``ACTOR_UPDATE_TAGS``: those written on actor updates only).
 ``WINDOW_CONTRACT``: the tags a run logged per window of updates (the default; ``logger.every_update=false``) writes
 besides: each update metric's largest absolute value in the window under its ``_max`` twin, and the window's update

@@ -1,5 +1,5 @@
-"""Every number FINDINGS.md (and the README's calibration table) states, recomputed from a result table (run from the
-repository root, on either committed table):
+"""Every number FINDINGS.md (and docs/gate-and-report.md's calibration table) states, recomputed from a result table
+(run from the repository root, on either committed table):
 
     python experiments/results/findings_numbers.py experiments/results/explosion_ablation/scalars.parquet
     python experiments/results/findings_numbers.py experiments/results/seed_5k/scalars.parquet

@@ -23,7 +23,7 @@ from td3exp.envs.carla.server import ServerProcess, ServerStartFailed
 MAX_BACKOFF_S = 30.0
 MAP_LOAD_TIMEOUT_S = 120.0  # loading a town takes longer than an RPC; still bounded
 DOCKER_HINT = ("start one with `docker run --rm --gpus all --net=host carlasim/carla:0.9.16 /bin/bash ./CarlaUE4.sh "
-               "-RenderOffScreen -carla-rpc-port={port}` (README: CARLA) or set env.server.command")
+               "-RenderOffScreen -carla-rpc-port={port}` (docs/carla.md) or set env.server.command")
 
 log = logging.getLogger(__name__)
 
