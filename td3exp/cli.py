@@ -77,11 +77,28 @@ def explain(error: Exception) -> str:
     return message or type(error).__name__
 
 
+def _null_parent(overrides: list[str]) -> str:
+    """The key override that goes below a node this config sets to null (e.g. reward.weights under reward=native)."""
+    groups_only = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0]]
+    base = compose(config_name="config", overrides=groups_only)
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        parts = key.split(".")
+        for depth in range(1, len(parts)):
+            parent = ".".join(parts[:depth])
+            if OmegaConf.select(base, parent, default=0) is None:
+                return f"{key}: {parent} is null in this config (nothing to set below it); drop the override"
+    return "an override sets a key below a null node; drop it"
+
+
 def preflight(overrides: list[str]) -> None:
     """Compose and validate a single run's config; on a mistake print one line and exit 2."""
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
+            try:
+                cfg = compose(config_name="config", overrides=overrides)
+            except AssertionError:  # OmegaConf asserts when a key override goes below a null node
+                raise ConfigError(_null_parent(overrides)) from None
         check_known_keys(cfg)
         validate(OmegaConf.to_object(cfg))  # type: ignore[arg-type]
     except ConfigError as error:

@@ -84,6 +84,7 @@ def test_replay_stores_each_state_once_and_pairs_obs_with_next_obs() -> None:
     (["reward=balanced"], "reward weights apply to car_racing and carla only"),
     (["env.id=CarRacing-v3"], "needs a flat Box observation"),
     (["env.id=NoSuchTask-v0"], "env.id=NoSuchTask-v0"),
+    (["reward.weights.progress=1"], "reward.weights is null"),
 ])
 def test_state_task_mistakes_exit_2_in_one_line(tmp_path: Path, overrides: list[str], says: str) -> None:
     result = run_td3exp([*TINY_STATE, *overrides, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
@@ -109,7 +110,7 @@ def test_a_run_without_a_cnn_writes_the_contract_minus_the_modules_it_lacks(stat
     absent = {t for t in (*CONTRACT, *WINDOW_CONTRACT)
               if "_cnn" in t or t.split("/")[0] in ("features", "features_max", "reward")}
     assert absent and not tags & absent
-    assert set(CONTRACT) | set(WINDOW_CONTRACT) - absent <= tags
+    assert (set(CONTRACT) | set(WINDOW_CONTRACT)) - absent <= tags
     assert {"grad/actor", "grad/critic", "episode/native_return", "eval/return"} <= tags
 
 
@@ -123,12 +124,12 @@ def test_the_gate_skips_the_actor_cnn_criteria_of_a_run_without_a_cnn(state_run:
 
 def test_td3_learns_pendulum_within_the_budget(tmp_path: Path) -> None:
     """Pendulum-v1: a uniform-random policy scores about -1,200; TD3 with the author's settings passes -400 within
-    3,000 updates (seed 0; about 40 s on two cores)."""
+    5,000 updates (seed 0 reached -212; 3,000 updates were not enough: -816 to -938). About 45 s on two free cores."""
     run_dir = tmp_path / "run"
-    result = run_td3exp(["env=gymnasium", "env.id=Pendulum-v1", "agent=fujimoto", "seed=0", "total_steps=4000",
-                         "agent.start_steps=1000", "eval.every=4000", "eval.episodes=5", "checkpoint.every=0",
+    result = run_td3exp(["env=gymnasium", "env.id=Pendulum-v1", "agent=fujimoto", "seed=0", "total_steps=6000",
+                         "agent.start_steps=1000", "eval.every=6000", "eval.episodes=5", "checkpoint.every=0",
                          "logger.wandb.mode=disabled", "logger.progress_bar=false", "save_model=false",
                          f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (step, final), = read_scalars(run_dir)["eval/return"]
-    assert step == 4000 and final > -400, final
+    assert step == 6000 and final > -400, final
