@@ -13,7 +13,7 @@ from pathlib import Path
 from td3exp.report.aggregate import compare, provenance_warnings, seed_order, summarize
 from td3exp.report.criteria import evaluate
 from td3exp.report.dataset import FLOAT32_BITS, read_table, write_table
-from td3exp.report.gate import load_gate
+from td3exp.report.gate import GateConfig, Verdict, load_gate
 from td3exp.report.html import write_html
 from td3exp.report.plots import plot_all
 from td3exp.report.render import Report, console_table, markdown
@@ -36,6 +36,20 @@ def load_inputs(paths: list[Path]) -> tuple[list[Run], list[str]]:
             except ReportInputError as error:
                 skipped.append(str(error))
     return runs, skipped
+
+
+def write_report(runs: list[Run], gate: GateConfig, out: Path, command: str, skipped: list[str] | None = None,
+                 reps: int = 5000, embed_plots: bool = False) -> tuple[list[Verdict], Report]:
+    """Every run's verdict, and report.md / report.html (with the plots) in ``out``: what ``python -m td3exp.report``
+    writes, and what a run that gates itself writes for each of its horizons."""
+    verdicts = [evaluate(run, gate) for run in runs]
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(verdicts, summarize(runs, reps), compare(verdicts), provenance_warnings(runs), gate,
+                    plot_all(runs, out), command, skipped or [])
+    text = markdown(report)
+    (out / "report.md").write_text(text)
+    write_html(text, out / "report.html", embed=embed_plots)
+    return verdicts, report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,14 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.export is not None:
         write_table(runs, args.export, args.export_bits)
-    verdicts = [evaluate(run, gate) for run in runs]
-    args.out.mkdir(parents=True, exist_ok=True)
     command = "python -m td3exp.report " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    report = Report(verdicts, summarize(runs, args.bootstrap_reps), compare(verdicts), provenance_warnings(runs),
-                    gate, plot_all(runs, args.out), command, skipped)
-    text = markdown(report)
-    (args.out / "report.md").write_text(text)
-    write_html(text, args.out / "report.html", embed=args.embed_plots)
+    verdicts, report = write_report(runs, gate, args.out, command, skipped, args.bootstrap_reps, args.embed_plots)
     print(console_table(verdicts))
     for line in report.warnings:
         print(f"warning: {line}")
