@@ -13,8 +13,8 @@ import torch
 from td3exp.envs import make_gymnasium_task
 from td3exp.metrics import CONTRACT, WINDOW_CONTRACT
 from td3exp.replay import FrameReplay
-from td3exp.report.gate import load_gate
 from td3exp.report.criteria import evaluate
+from td3exp.report.gate import load_gate
 from td3exp.report.runs import load_run
 
 from .conftest import read_scalars, run_td3exp
