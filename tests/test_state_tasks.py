@@ -42,12 +42,12 @@ def test_time_limits_truncate_and_falls_terminate() -> None:
     assert ends[-1] == (False, True) and all(e == (False, False) for e in ends[:-1])  # truncated: bootstrap
     falls = make_gymnasium_task("InvertedPendulum-v5", None, 1, "none", 10.0, 0.99)
     falls.reset(seed=0)
-    for t in range(1000):
+    steps, terminated, truncated = 0, False, False
+    while not (terminated or truncated):
         _, reward, terminated, truncated, info = falls.step(np.ones(1, np.float32))  # full force: it falls
         assert info["native_reward"] == info["weighted_reward"] == reward
-        if terminated or truncated:
-            break
-    assert terminated and not truncated and t < 100
+        steps += 1
+    assert terminated and not truncated and steps < 100
 
 
 def test_action_repeat_sums_the_task_reward() -> None:
