@@ -1,7 +1,7 @@
 # make train  - set up .venv (first run only) and train with the default config (ARGS="..." adds overrides)
 # make test   - set up .venv and run the test suite
 # make lint   - ruff + mypy
-# make bench  - update throughput vs Stable-Baselines3 and the bare-math limit, replay memory, training throughput
+# make bench  - update throughput vs Stable-Baselines3 and the bare-math limit (pixels and state vectors), replay memory, training throughput
 #               of the real loop with 1 and N envs (ARGS="--quick" etc.)
 # make gpu-check - on a CUDA machine (~10 min): CUDA tests, CUDA-graph speed-up, train throughput with 1/4/8 runs on
 #               the GPU, a 20K-step default run; one dated results file in benchmarks/results (exit 2 without CUDA)
@@ -36,6 +36,7 @@ bench: setup
 	$(PY) -m benchmarks.update_throughput $(ARGS)
 	$(PY) -m benchmarks.replay_memory $(ARGS)
 	$(PY) -m benchmarks.train_throughput $(ARGS)
+	$(PY) -m benchmarks.mlp_update $(ARGS)
 
 gpu-check: setup
 	$(PY) -m benchmarks.gpu_check $(ARGS)

@@ -72,3 +72,15 @@ def test_a_bad_override_is_one_line_and_exit_code_2() -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "agent.batch_size" in lines[0], result.stderr
+
+
+def test_mlp_update_benchmark_prices_monitoring_on_the_update_and_on_the_whole_step() -> None:
+    result = run_benchmark("mlp_update", "--quick")
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = {m[1]: m[2] for line in result.stdout.splitlines() if (m := KEY_LINE.fullmatch(line))}
+    ratio, update, loop = (number(values, k) for k in (
+        "update_ratio_vs_sb3_mlp", "monitoring_cost_update_mlp", "monitoring_cost_loop_mlp"))
+    assert ratio > 0
+    # the same monitoring time over a longer step (update + act, env step, replay add): a smaller share
+    assert abs(loop) < abs(update) or update == loop == 0
+    assert "cpu capability:" in result.stdout

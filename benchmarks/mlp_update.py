@@ -1,0 +1,125 @@
+"""The state-task update (encoder=mlp, agent=fujimoto) beside Stable-Baselines3's, and what td3exp's monitoring costs
+there, in one process.
+
+Variants, timed in interleaved rounds after a warm-up (medians; even numbers of updates, so critic-only and
+critic+actor updates weigh alike), all with one torch thread:
+  td3exp              - replay.sample() + agent.update() + the metric window, as the trainer runs them
+  td3exp unmonitored  - the same agent built with build_agent(measure=False): plain optimizer steps, no norms,
+                        alerts, update ratios or diagnostics (and nothing for the window to aggregate)
+  sb3                 - SB3 TD3 MlpPolicy with the same hyperparameters: TD3.train(1) (sample + update)
+  rest of a step      - what a training step adds besides the update on the real task: act_batch, env step,
+                        replay add (td3exp's, timed on its own)
+Prints `key: value` lines: update_ratio_vs_sb3_mlp (SB3's time over td3exp's), monitoring_cost_update_mlp (share of
+the update), monitoring_cost_loop_mlp (the monitoring time over a whole training step: update + the rest).  Ratios,
+not promises: compare only numbers measured in one run.
+
+Run:  python -m benchmarks.mlp_update [--env Hopper-v5] [--rounds 5] [--updates 40] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from benchmarks import td3exp_setup
+from benchmarks.timing import Step, interleaved_medians, machine_lines, print_value, require_sb3, synchronizer
+from td3exp import build
+from td3exp.envs import make_gymnasium_task
+from td3exp.metric_window import MetricWindow
+
+
+def td3exp_step(cfg, obs_dim: int, action_dim: int, measure: bool, fill: int) -> Step:  # type: ignore[no-untyped-def]
+    cpu = torch.device("cpu")
+    agent = build.build_agent(cfg, (obs_dim,), action_dim, cpu, measure=measure)
+    replay = build.build_replay(cfg, (obs_dim,), action_dim, cpu)
+    rng = np.random.default_rng(0)
+    replay.start_episode(rng.normal(size=obs_dim).astype(np.float32))
+    for _ in range(fill):
+        replay.add(rng.normal(size=obs_dim).astype(np.float32), rng.uniform(-1, 1, action_dim).astype(np.float32),
+                   float(rng.normal()), False)
+    window, counter = MetricWindow(), itertools.count()
+
+    def step() -> None:
+        window.add(agent.update(replay.sample(), next(counter)))
+
+    return step
+
+
+def sb3_step(env_id: str, cfg, fill: int) -> Step:  # type: ignore[no-untyped-def]
+    from stable_baselines3 import TD3
+
+    a = cfg.agent
+    model = TD3("MlpPolicy", gym.make(env_id), learning_rate=cfg.optim.actor_lr, buffer_size=fill + 10,
+                learning_starts=0, batch_size=a.batch_size, tau=a.tau, gamma=a.gamma, policy_delay=a.policy_delay,
+                target_policy_noise=a.target_noise, target_noise_clip=a.noise_clip,
+                policy_kwargs={"net_arch": list(a.hidden_dims)}, device="cpu", seed=0)
+    model.learn(fill)  # fills the buffer with real transitions (and trains meanwhile: state like a live run)
+    return lambda: model.train(gradient_steps=1, batch_size=a.batch_size)
+
+
+def rest_of_step(env_id: str, cfg, steps: int) -> float:  # type: ignore[no-untyped-def]
+    """Seconds per training step spent outside the update: act, env step, replay add (the real task)."""
+    import time
+
+    env = make_gymnasium_task(env_id, None, 1, "none", 10.0, 0.99)
+    obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    cpu = torch.device("cpu")
+    agent = build.build_agent(cfg, (obs_dim,), action_dim, cpu)
+    replay = build.build_replay(cfg, (obs_dim,), action_dim, cpu)
+    obs, _ = env.reset(seed=0)
+    replay.start_episode(obs)
+    started = time.perf_counter()
+    for t in range(steps):
+        action = agent.act_batch(obs[None], cfg.agent.start_steps + t)[0]  # the policy, not uniform actions
+        obs, reward, terminated, truncated, _ = env.step(action)
+        replay.add(obs, action, float(reward), terminated)
+        if terminated or truncated:
+            obs, _ = env.reset()
+            replay.start_episode(obs)
+    return (time.perf_counter() - started) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="Hopper-v5")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--updates", type=int, default=40)
+    parser.add_argument("--fill", type=int, default=3000)
+    parser.add_argument("--quick", action="store_true", help="smoke mode: 2 rounds of 4 updates, batch 32")
+    args = parser.parse_args()
+    require_sb3()
+    torch.set_num_threads(1)
+    overrides = ["env=gymnasium", f"env.id={args.env}", "agent=fujimoto", f"agent.buffer_size={args.fill + 10}"]
+    if args.quick:
+        args.rounds, args.updates, args.fill = 2, 4, 300
+        overrides += ["agent.batch_size=32", f"agent.buffer_size={args.fill + 10}"]
+    cfg = td3exp_setup.compose_or_exit(overrides)
+    probe = gym.make(args.env)
+    obs_dim, action_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+    variants = {
+        "td3exp": td3exp_step(cfg, obs_dim, action_dim, True, args.fill),
+        "td3exp unmonitored": td3exp_step(cfg, obs_dim, action_dim, False, args.fill),
+        "sb3": sb3_step(args.env, cfg, args.fill),
+    }
+    updates = args.updates + args.updates % 2
+    seconds = interleaved_medians(variants, updates, args.rounds, 4, synchronizer(torch.device("cpu")))
+    rest = rest_of_step(args.env, cfg, 20 * updates)
+
+    for line in machine_lines(torch.device("cpu")):
+        print(line)
+    print(f"{args.env}, batch {cfg.agent.batch_size}, {args.rounds} rounds x {updates} updates per variant, medians")
+    for name, value in seconds.items():
+        print(f"{name:<20} {1000 * value:8.3f} ms/update")
+    print(f"{'rest of a step':<20} {1000 * rest:8.3f} ms/step (act, env step, replay add)")
+    monitoring = seconds["td3exp"] - seconds["td3exp unmonitored"]
+    print_value("update_ratio_vs_sb3_mlp", seconds["sb3"] / seconds["td3exp"])
+    print_value("monitoring_cost_update_mlp", monitoring / seconds["td3exp"])
+    print_value("monitoring_cost_loop_mlp", monitoring / (seconds["td3exp"] + rest))
+
+
+if __name__ == "__main__":
+    main()
