@@ -13,7 +13,7 @@ Prints `key: value` lines: update_ratio_vs_sb3_mlp (SB3's time over td3exp's), m
 the update), monitoring_cost_loop_mlp (the monitoring time over a whole training step: update + the rest).  Ratios,
 not promises: compare only numbers measured in one run.
 
-Run:  python -m benchmarks.mlp_update [--env Hopper-v5] [--rounds 5] [--updates 40] [--quick]
+Run:  python -m benchmarks.mlp_update [--env Hopper-v5] [--device cpu] [--rounds 5] [--updates 40] [--quick]
 """
 
 from __future__ import annotations
@@ -28,14 +28,15 @@ import torch
 from benchmarks import td3exp_setup
 from benchmarks.timing import Step, interleaved_medians, machine_lines, print_value, require_sb3, synchronizer
 from td3exp import build
+from td3exp.build import resolve_device
 from td3exp.envs import make_gymnasium_task
 from td3exp.metric_window import MetricWindow
 
 
-def td3exp_step(cfg, obs_dim: int, action_dim: int, measure: bool, fill: int) -> Step:  # type: ignore[no-untyped-def]
-    cpu = torch.device("cpu")
-    agent = build.build_agent(cfg, (obs_dim,), action_dim, cpu, measure=measure)
-    replay = build.build_replay(cfg, (obs_dim,), action_dim, cpu)
+def td3exp_step(cfg, obs_dim: int, action_dim: int, measure: bool, fill: int,  # type: ignore[no-untyped-def]
+                device: torch.device) -> Step:
+    agent = build.build_agent(cfg, (obs_dim,), action_dim, device, measure=measure)
+    replay = build.build_replay(cfg, (obs_dim,), action_dim, device)
     rng = np.random.default_rng(0)
     replay.start_episode(rng.normal(size=obs_dim).astype(np.float32))
     for _ in range(fill):
@@ -49,27 +50,26 @@ def td3exp_step(cfg, obs_dim: int, action_dim: int, measure: bool, fill: int) ->
     return step
 
 
-def sb3_step(env_id: str, cfg, fill: int) -> Step:  # type: ignore[no-untyped-def]
+def sb3_step(env_id: str, cfg, fill: int, device: torch.device) -> Step:  # type: ignore[no-untyped-def]
     from stable_baselines3 import TD3
 
     a = cfg.agent
     model = TD3("MlpPolicy", gym.make(env_id), learning_rate=cfg.optim.actor_lr, buffer_size=fill + 10,
                 learning_starts=0, batch_size=a.batch_size, tau=a.tau, gamma=a.gamma, policy_delay=a.policy_delay,
                 target_policy_noise=a.target_noise, target_noise_clip=a.noise_clip,
-                policy_kwargs={"net_arch": list(a.hidden_dims)}, device="cpu", seed=0)
+                policy_kwargs={"net_arch": list(a.hidden_dims)}, device=device, seed=0)
     model.learn(fill)  # fills the buffer with real transitions (and trains meanwhile: state like a live run)
     return lambda: model.train(gradient_steps=1, batch_size=a.batch_size)
 
 
-def rest_of_step(env_id: str, cfg, steps: int) -> float:  # type: ignore[no-untyped-def]
+def rest_of_step(env_id: str, cfg, steps: int, device: torch.device) -> float:  # type: ignore[no-untyped-def]
     """Seconds per training step spent outside the update: act, env step, replay add (the real task)."""
     import time
 
     env = make_gymnasium_task(env_id, None, 1, "none", 10.0, 0.99)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    cpu = torch.device("cpu")
-    agent = build.build_agent(cfg, (obs_dim,), action_dim, cpu)
-    replay = build.build_replay(cfg, (obs_dim,), action_dim, cpu)
+    agent = build.build_agent(cfg, (obs_dim,), action_dim, device)
+    replay = build.build_replay(cfg, (obs_dim,), action_dim, device)
     obs, _ = env.reset(seed=0)
     replay.start_episode(obs)
     started = time.perf_counter()
@@ -86,6 +86,7 @@ def rest_of_step(env_id: str, cfg, steps: int) -> float:  # type: ignore[no-unty
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="Hopper-v5")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda[:N] | auto")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--updates", type=int, default=40)
     parser.add_argument("--fill", type=int, default=3000)
@@ -98,18 +99,19 @@ def main() -> None:
         args.rounds, args.updates, args.fill = 2, 4, 300
         overrides += ["agent.batch_size=32", f"agent.buffer_size={args.fill + 10}"]
     cfg = td3exp_setup.compose_or_exit(overrides)
+    device = resolve_device(args.device)
     probe = gym.make(args.env)
     obs_dim, action_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
     variants = {
-        "td3exp": td3exp_step(cfg, obs_dim, action_dim, True, args.fill),
-        "td3exp unmonitored": td3exp_step(cfg, obs_dim, action_dim, False, args.fill),
-        "sb3": sb3_step(args.env, cfg, args.fill),
+        "td3exp": td3exp_step(cfg, obs_dim, action_dim, True, args.fill, device),
+        "td3exp unmonitored": td3exp_step(cfg, obs_dim, action_dim, False, args.fill, device),
+        "sb3": sb3_step(args.env, cfg, args.fill, device),
     }
     updates = args.updates + args.updates % 2
-    seconds = interleaved_medians(variants, updates, args.rounds, 4, synchronizer(torch.device("cpu")))
-    rest = rest_of_step(args.env, cfg, 20 * updates)
+    seconds = interleaved_medians(variants, updates, args.rounds, 4, synchronizer(device))
+    rest = rest_of_step(args.env, cfg, 20 * updates, device)
 
-    for line in machine_lines(torch.device("cpu")):
+    for line in machine_lines(device):
         print(line)
     print(f"{args.env}, batch {cfg.agent.batch_size}, {args.rounds} rounds x {updates} updates per variant, medians")
     for name, value in seconds.items():
