@@ -16,7 +16,8 @@ from td3exp.monitor import NonFiniteError
 
 STORAGE_ENV = "TD3EXP_TRIAL_STORAGE"
 JOURNAL_SUFFIXES = (".log", ".journal")
-PRUNERS = ("median", "hyperband", "successive_halving", "none", "stability")
+PRUNERS = ("median", "hyperband", "successive_halving", "none", "stability", "gate")
+IN_JOB_PRUNERS = ("stability", "gate")  # judged in the job itself; on evaluations they defer to ``wrap``
 
 
 def open_storage(url: str) -> Any:
@@ -42,12 +43,13 @@ def redact(url: str) -> str:
 
 def make_pruner(conf: Mapping[str, Any]) -> Any:
     """Pruner from the sweeper's ``pruner`` config (also stored on the study as the ``pruner`` user attribute).
-    ``stability`` prunes in the job (``StabilityRule``); on evaluations it defers to the pruner named by ``wrap``."""
+    ``stability`` (``StabilityRule``) and ``gate`` (the run's own gate verdict at ``gate.at``, td3exp/self_gate.py)
+    prune in the job; on evaluations they defer to the pruner named by ``wrap``."""
     import optuna
 
     name = conf.get("name", "median")
-    if name == "stability":
-        if conf.get("wrap", "none") == "stability":
+    if name in IN_JOB_PRUNERS:
+        if conf.get("wrap", "none") in IN_JOB_PRUNERS:
             raise ValueError("hydra.sweeper.pruner.wrap must be median, hyperband, successive_halving or none")
         return make_pruner({**conf, "name": conf.get("wrap", "none")})
     if name == "median":
@@ -120,6 +122,7 @@ class TrialReporter:
         # Optuna prunes single-objective studies only; multi-objective trials just run to the end
         self.prunable = len(study.directions) == 1
         self.stability = None
+        self.gate_prunes = pruner_conf.get("name") == "gate"  # a stop on the run's own gate verdict prunes
         if pruner_conf.get("name") == "stability":
             self.stability = StabilityRule(saturation_critical, pruner_conf.get("saturation_warmup_steps", 1000),
                                            pruner_conf.get("saturation_patience", 2))
@@ -155,9 +158,14 @@ class TrialReporter:
             self.stability.load_state_dict(state["stability"])
 
     def outcome(self, error: BaseException) -> BaseException:
-        """What the job raises for ``error``: under the stability pruner a stop on non-finite values prunes."""
+        """What the job raises for ``error``: under the stability pruner a stop on non-finite values prunes, under the
+        gate pruner a stop on the run's gate verdict does (with the verdict as the reason)."""
+        from td3exp.self_gate import GateStopped
+
         if self.stability is not None and isinstance(error, NonFiniteError):
             return self._prune(f"stopped on non-finite values: {error}")
+        if self.gate_prunes and isinstance(error, GateStopped):
+            return self._prune(f"gate {error.verdict} at step {error.step}: {error.reason}")
         return error
 
     def finish(self, summary: dict[str, Any]) -> None:

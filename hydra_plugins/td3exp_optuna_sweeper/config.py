@@ -14,12 +14,12 @@ class SamplerConf:
 
 @dataclass
 class PrunerConf:
-    name: str = "median"  # median | hyperband | successive_halving | none | stability
+    name: str = "median"  # median | hyperband | successive_halving | none | stability | gate
     n_startup_trials: int = 5  # median: trials that finish before pruning starts
     n_warmup_steps: int = 0  # median: steps of a trial before it can be pruned
     min_resource: Any = "auto"  # hyperband / successive_halving: minimum steps of a trial
     reduction_factor: int = 3  # hyperband / successive_halving
-    wrap: str = "none"  # stability: the pruner that judges evaluations (median | hyperband | successive_halving | none)
+    wrap: str = "none"  # stability, gate: the pruner of evaluations (median | hyperband | successive_halving | none)
     saturation_warmup_steps: int = 1000  # stability: agent steps after the first update before saturation counts
     saturation_patience: int = 2  # stability: flushes in a row with the actor saturated past the critical level
 
