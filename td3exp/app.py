@@ -4,7 +4,9 @@ Validates the config, wires env, agent, replay, logger and trainer, continues fr
 checkpoint when there is one, and returns the final evaluation return (the objective that sweeps optimize).
 Exit codes (``EXIT_CODES``): 0 done, 2 the run cannot start as configured, 3 stopped on non-finite values, 4 the
 simulator was lost for good, 5 stopped by a signal after writing a checkpoint (run the same command to resume), 6 a
-checkpoint could not be written.  Inside a multirun the same errors are raised instead, so only that job fails.
+checkpoint could not be written, 7 the run stopped on its own gate verdict at a ``gate.at`` horizon after writing a
+checkpoint (the same command with gate.stop_on=never continues it).  Inside a multirun the same errors are raised
+instead, so only that job fails.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from td3exp.dashboard.names import condition_name, run_name
 from td3exp.envs.carla.errors import SimulatorUnavailable
 from td3exp.monitor import NonFiniteError
 from td3exp.resume import RunCheckpointer, checkpoint_dir, config_differences, restore
+from td3exp.self_gate import GateStopped, SelfGate
 from td3exp.signals import Interrupted, StopSignals
 from td3exp.sweep_trial import TrialReporter
 from td3exp.trainer import Trainer
@@ -65,7 +68,7 @@ class StartupError(RuntimeError):
 
 # the exit code of each way a single run can end early; a sweep job raises instead, so the sweep goes on
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
-    (StartupError, 2), (NonFiniteError, 3), (SimulatorUnavailable, 4), (CheckpointError, 6),
+    (StartupError, 2), (NonFiniteError, 3), (SimulatorUnavailable, 4), (CheckpointError, 6), (GateStopped, 7),
 )
 
 
@@ -100,8 +103,8 @@ def start(dict_cfg: DictConfig, cfg: Config, run_dir: Path) -> Any:
         raise StartupError(f"config error: resume={cfg.resume}: no valid checkpoint in {checkpoint_dir(run_dir)}")
     if checkpoint is not None and (changed := config_differences(checkpoint.state["config"], config)):
         raise StartupError(f"config error: {run_dir} was run with another config (differs in {', '.join(changed)}); "
-                           "resume with the same settings (only total_steps, logger.* and checkpoint.* may change) "
-                           "or start a new run directory")
+                           "resume with the same settings (only total_steps, logger.*, checkpoint.* and gate.* may "
+                           "change) or start a new run directory")
     return store, checkpoint, config
 
 
@@ -137,7 +140,9 @@ def run(dict_cfg: DictConfig) -> float:
         trainer = Trainer(envs, None, agent, replay, logger, build.build_schedule(cfg), cfg.seed,
                           show_progress=cfg.logger.progress_bar,
                           on_evaluation=reporter.report if reporter else None,
-                          on_log=reporter.check if reporter else None, checkpoint=checkpointer, stop=stop)
+                          on_log=reporter.check if reporter else None, checkpoint=checkpointer, stop=stop,
+                          self_gate=SelfGate(run_dir, cfg.gate, cfg.gate.at, cfg.gate.stop_on, say)
+                          if cfg.gate.at else None)
         checkpointer.trainer = trainer
         if checkpoint is not None:
             warning = restore(checkpoint, agent, replay, trainer)
@@ -155,7 +160,8 @@ def run(dict_cfg: DictConfig) -> float:
         except BaseException as error:
             outcome = reporter.outcome(error) if reporter is not None else error  # a stability pruner prunes NaN
             pruned = reporter is not None and isinstance(outcome, reporter.pruned)
-            logger.summary({"trial/state": "PRUNED" if pruned else "FAIL", "trial/reason": str(outcome)})
+            state = "PRUNED" if pruned else "GATE_STOPPED" if isinstance(error, GateStopped) else "FAIL"
+            logger.summary({"trial/state": state, "trial/reason": str(outcome)})
             if outcome is error:
                 raise
             raise outcome from error

@@ -13,6 +13,8 @@ from typing import Optional
 
 from omegaconf import MISSING
 
+from td3exp.report.gate import GateConfig
+
 MODULES = ("actor", "actor_cnn", "critic", "critic_cnn")
 
 
@@ -209,6 +211,15 @@ class DebugConfig:
 
 
 @dataclass
+class SelfGateConfig(GateConfig):
+    """The stability report's gate (its criteria: ``gate=seed|strict``, conf/gate/) and when a run applies it to
+    itself (conf/config.yaml documents ``at`` and ``stop_on``; td3exp/self_gate.py)."""
+
+    at: list[int] = MISSING
+    stop_on: str = MISSING
+
+
+@dataclass
 class Config:
     env: EnvConfig = MISSING
     agent: AgentConfig = MISSING
@@ -218,6 +229,7 @@ class Config:
     reward: RewardConfig = MISSING
     logger: LoggerConfig = MISSING
     monitor: MonitorConfig = MISSING
+    gate: SelfGateConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     trial: TrialConfig = field(default_factory=TrialConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

@@ -17,7 +17,7 @@ from td3exp.replay import FrameReplay
 from td3exp.trainer import Trainer
 
 # keys a resume may change: the run length, how often it logs and checkpoints, and sweep bookkeeping
-RESUMABLE_CHANGES = ("total_steps", "resume", "logger.", "checkpoint.", "trial.")
+RESUMABLE_CHANGES = ("total_steps", "resume", "logger.", "checkpoint.", "trial.", "gate.")
 
 
 def rng_states() -> dict[str, Any]:

@@ -79,9 +79,13 @@ class SelfGate:
         return metrics
 
     def stops(self, verdict: Verdict) -> bool:
+        return self.stops_on(verdict.verdict)
+
+    def stops_on(self, verdict: str) -> bool:
+        """Whether ``stop_on`` ends a run on this verdict ("GO" | "HOLD" | "NO-GO")."""
         if self.stop_on == "nogo":
-            return verdict.verdict == "NO-GO"
-        return self.stop_on == "hold" and verdict.verdict != "GO"
+            return verdict == "NO-GO"
+        return self.stop_on == "hold" and verdict != "GO"
 
     @staticmethod
     def reason(verdict: Verdict) -> str:

@@ -21,6 +21,7 @@ from td3exp.loggers import Logger
 from td3exp.metric_window import MetricWindow
 from td3exp.replay import FrameReplay
 from td3exp.schedule import Schedule, fires
+from td3exp.self_gate import GateStopped, SelfGate
 from td3exp.signals import Interrupted, StopSignals
 
 
@@ -41,11 +42,12 @@ class Trainer:
         on_evaluation: Callable[[int, float], None] | None = None,
         on_log: Callable[[int, dict[str, float]], None] | None = None,
         checkpoint: Callable[[int], str | None] | None = None, stop: StopSignals | None = None,
+        self_gate: SelfGate | None = None,
     ) -> None:
         """``on_evaluation(step, eval_return)`` is called after every evaluation and ``on_log(step, latest)`` after
         every metric flush with the latest value of each flushed tag (e.g. to report to a sweep trial, which may stop
         the run by raising). ``checkpoint(step)`` writes the run's checkpoint and returns its path; ``stop`` says
-        when a stop signal arrived."""
+        when a stop signal arrived; ``self_gate`` judges the run at its horizons (td3exp/self_gate.py)."""
         if not isinstance(env, ParallelEnvs):
             assert eval_env is not None, "a single training env needs its evaluation env"
             env = ParallelEnvs.of(env, eval_env)
@@ -53,6 +55,8 @@ class Trainer:
         self.n = env.num_envs
         self.s, self.seed, self.show_progress = schedule, seed, show_progress
         self.on_evaluation, self.on_log, self.checkpoint, self.stop = on_evaluation, on_log, checkpoint, stop
+        self.self_gate = self_gate
+        self.gate_stop: dict[str, Any] | None = None  # the verdict that stopped this run at a horizon, if one did
         # with N envs learning waits until the replay surely holds a batch when a vector step's updates run
         self.learning_starts = max(schedule.start_steps, replay.batch_size + self.n - 1)
         self.step = 0
@@ -87,6 +91,8 @@ class Trainer:
         self._bar = tqdm(total=s.total_steps, initial=self.step, unit="step", disable=not self.show_progress,
                          mininterval=1.0)
         self._rate_since = (time.perf_counter(), self.num_updates)
+        if self.gate_stop is not None:  # resumed after a stop on its own verdict: stop again unless told otherwise
+            self._stop_on_gate()
         if self.tail_pending:  # resumed from a checkpoint taken during this step's evaluation
             self._tail(self.step)
         while self.step < s.total_steps:
@@ -177,13 +183,18 @@ class Trainer:
                 self.evaluate(step)
         except Evaluation.Stopped:
             self._stop(step)
-        if fires(s.log_every, before, step) or step == s.total_steps:
-            self._log(step)
+        horizon = self.self_gate.due(before, step) if self.self_gate is not None else None
+        if fires(s.log_every, before, step) or step == s.total_steps or horizon is not None:
+            self._log(step)  # a horizon's verdict reads the logs flushed up to it
+        if horizon is not None:
+            self._judge(step)
         self.tail_pending = False
         saved = False
-        if step == s.total_steps or fires(s.checkpoint_every, before, step):
+        if step == s.total_steps or fires(s.checkpoint_every, before, step) or self.gate_stop is not None:
             self._save(step)
             saved = True
+        if self.gate_stop is not None:
+            self._stop_on_gate()
         if self._stop_requested():
             self._stop(step, already_saved=saved)
 
@@ -205,6 +216,27 @@ class Trainer:
             refresh=False,
         )
         self._rate_since = (time.perf_counter(), self.num_updates)
+
+    def _judge(self, step: int) -> None:
+        """The run's own verdict at this horizon, logged; a verdict ``gate.stop_on`` names stops the run here."""
+        assert self.self_gate is not None
+        verdict, metrics = self.self_gate.judge(step)
+        self.logger.record(step, metrics)
+        self.logger.flush()
+        self.logger.summary({f"{key}_at_{step}": value for key, value in metrics.items()})
+        if self.self_gate.stops(verdict) and step < self.s.total_steps:  # a finished run has nothing left to stop
+            self.gate_stop = {"step": step, "verdict": verdict.verdict, "reason": self.self_gate.reason(verdict)}
+
+    def _stop_on_gate(self) -> None:
+        """Raise GateStopped for the verdict in ``gate_stop`` (its checkpoint is written), unless ``gate.stop_on``
+        no longer stops on it (a resumed run the user lets go on)."""
+        assert self.gate_stop is not None
+        stop = self.gate_stop
+        if self.self_gate is None or not self.self_gate.stops_on(stop["verdict"]):
+            self.gate_stop = None
+            return
+        self._bar.close()
+        raise GateStopped(stop["step"], stop["verdict"], stop["reason"], self.last_checkpoint or "its checkpoint")
 
     def _stop_requested(self) -> bool:
         return self.stop is not None and self.stop.received is not None
@@ -249,7 +281,7 @@ class Trainer:
             "episodes": [dataclasses.asdict(e) for e in self.episodes], "last_return": self.last_return,
             "final_eval_return": self.final_eval_return, "actor_cnn_grad_sum": self._actor_cnn_grad_sum,
             "actor_updates": self._actor_updates, "reward_normalizers": self.envs.reward_normalizers(),
-            "window": self.window.state_dict(),
+            "window": self.window.state_dict(), "gate_stop": self.gate_stop,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> str | None:
@@ -257,6 +289,7 @@ class Trainer:
         when an env did not come back to the same observation (a non-deterministic simulator): that env starts a
         new episode then."""
         self.step, self.tail_pending = state["step"], state["tail_pending"]
+        self.gate_stop = state.get("gate_stop")
         self.last_return, self.final_eval_return = state["last_return"], state["final_eval_return"]
         self._actor_cnn_grad_sum, self._actor_updates = state["actor_cnn_grad_sum"], state["actor_updates"]
         if isinstance(self._actor_cnn_grad_sum, torch.Tensor):

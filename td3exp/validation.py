@@ -14,6 +14,7 @@ from td3exp.config import (
     RewardConfig,
 )
 from td3exp.schedule import Schedule, updates_per_step
+from td3exp.self_gate import STOP_ON
 
 ENVS = ("car_racing", "carla", "gymnasium")
 PIXEL_ENVS = ("car_racing", "carla")
@@ -110,6 +111,9 @@ def validate(cfg: Config) -> None:
     _positive(cfg.logger.log_every, "logger.log_every")
     _one_of(cfg.logger.wandb.mode, "logger.wandb.mode", WANDB_MODES)
     _validate_monitor(cfg.monitor)
+    _one_of(cfg.gate.stop_on, "gate.stop_on", STOP_ON)
+    if any(h <= 0 for h in cfg.gate.at):
+        raise ConfigError(f"gate.at must hold agent steps > 0 (got {list(cfg.gate.at)}); [] turns self-gating off")
     _positive(cfg.eval.every, "eval.every")
     if cfg.eval.episodes < 0:
         raise ConfigError(f"eval.episodes must be >= 0 (got {cfg.eval.episodes})")

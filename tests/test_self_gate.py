@@ -11,7 +11,7 @@ import pytest
 from td3exp.report.gate import load_gate
 from td3exp.self_gate import GateStopped, SelfGate, summary_line
 
-from .conftest import run_td3exp
+from .conftest import read_scalars, run_td3exp
 
 TINY = ["env=gymnasium", "env.id=Pendulum-v1", "agent=fujimoto", "total_steps=200", "agent.start_steps=60",
         "agent.batch_size=16", "agent.buffer_size=500", "eval.every=200", "eval.episodes=1", "logger.log_every=20",
@@ -53,3 +53,25 @@ def test_stop_on_decides_which_verdicts_end_the_run(tmp_path: Path, stop_on: str
 def test_stop_on_must_be_known() -> None:
     with pytest.raises(ValueError, match="gate.stop_on must be one of nogo, hold, never"):
         SelfGate(Path("."), load_gate("seed"), [1], "sometimes")
+
+
+def test_a_run_stops_on_its_own_nogo_and_goes_on_only_when_told(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [*TINY, "debug.inject_nonfinite_at=5", "gate.at=[100]", "gate.stop_on=nogo", f"hydra.run.dir={run_dir}"]
+    first = run_td3exp(args, cwd=tmp_path)
+    lines = first.stderr.strip().splitlines()
+    assert first.returncode == 7, first.stderr[-3000:]
+    assert lines[-1].startswith("td3exp: stopped at step 100 on its gate verdict NO-GO") and \
+        "gate.stop_on=never" in lines[-1]
+    assert any(line.startswith("td3exp: gate at step 100: NO-GO") for line in lines)
+    scalars = read_scalars(run_dir)
+    assert scalars["gate/verdict"] == [(100, 2.0)] and max(s for s, _ in scalars["loss/critic"]) <= 100
+    assert (run_dir / "gate" / "step_100" / "report.md").is_file()
+
+    again = run_td3exp(args, cwd=tmp_path)  # the same command: the same verdict stops it again
+    assert again.returncode == 7 and "stopped at step 100" in again.stderr, again.stderr[-3000:]
+    on = run_td3exp([*args[:-2], "gate.stop_on=never", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert on.returncode == 0, on.stderr[-3000:]
+    assert "resumed from" in on.stderr
+    steps = [s for s, _ in read_scalars(run_dir)["loss/critic"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 200  # one stream: 100 steps more, no step twice

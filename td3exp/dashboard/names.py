@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 # override keys that change where or how a run is recorded or continued, not the experimental condition
 # (debug.* is a condition: it changes what the run does)
 NOT_A_CONDITION = ("seed", "logger.", "device", "save_model", "deterministic", "checkpoint.", "resume", "trial.",
-                   "hydra.", "hydra/", "env.job_slot", "env.host", "env.port")  # where a job runs, not what
+                   "hydra.", "hydra/", "env.job_slot", "env.host", "env.port",  # where a job runs, not what
+                   "gate")  # when a run judges itself, not how it trains
 MAX_DIR_NAME = 120  # well under the 255 bytes a file name may have
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@%-]")
 
