@@ -56,6 +56,8 @@ NOT_RUN = [
     (r"^make gpu-check$", "needs a CUDA GPU (~10 min); tests/test_gpu_check.py runs its no-CUDA exit"),
     (r"^docker run .*carlasim/carla", "starts a CARLA server: needs Docker and a GPU with graphics units"),
     (r"^python -m td3exp env=carla env\.host=HOST", "needs a CARLA server at HOST"),
+    (r"^python -m td3exp -m env=carla .*env\.job_slot", "starts one CARLA server per sweep job: needs CARLA installed "
+     "(tests/test_carla_shared.py checks the job-slot ports through real Hydra)"),
     (r"^\.venv/bin/tensorboard ", "a server that runs until stopped"),
     (r"^\.venv/bin/optuna-dashboard ", "a server that runs until stopped"),
     (r"^\.venv/bin/wandb sync ", "uploads to W&B: needs network and a login"),
@@ -67,9 +69,9 @@ NOT_RUN = [
 # commands another test already runs in full: command -> (test file, what that file must name)
 COVERED = {
     "make bench": ("tests/test_benchmarks.py tests/test_vector_benchmark.py",
-                   ["update_throughput", "replay_memory", "train_throughput"]),
+                   ["update_throughput", "replay_memory", "train_throughput", "mlp_update"]),
     "make bench ARGS=--quick": ("tests/test_benchmarks.py tests/test_vector_benchmark.py",
-                                  ["update_throughput", "replay_memory", "train_throughput"]),
+                                  ["update_throughput", "replay_memory", "train_throughput", "mlp_update"]),
 }
 
 PLACEHOLDERS = ("outputs/DATE/TIME", "multirun/DATE/TIME")
