@@ -102,7 +102,7 @@ def test_nan_is_no_go(tmp_path: Path) -> None:
 
 def test_short_run_skips_the_10k_criterion(tmp_path: Path) -> None:
     v = verdict_of(write_run(tmp_path / "short", healthy_history(5000), 5000))
-    episode = next(c for c in v.criteria if c.name == "episode_length_improving")
+    episode = next(c for c in v.criteria if c.name == "learning_improving")
     assert episode.status == "SKIPPED" and "5,000 steps" in episode.value
     assert v.verdict == "GO"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from td3exp.report.runs import ReportInputError, Run
 
 GATES_DIR = Path(__file__).resolve().parents[2] / "conf" / "gate"
+AUTO = "auto"
 
 
 @dataclass
@@ -29,10 +30,13 @@ class GateConfig:
     actor_cnn_grad_mean_nogo: Optional[float] = 5e4
     actor_loss_max_growth: Optional[float] = 100.0
     max_critical_alerts: Optional[int] = 0
-    q_abs_max: Optional[float] = 200.0
-    critic_loss_mean_max: Optional[float] = 200.0
+    q_abs_max: Any = 200.0  # a number, "auto" (scaled to the run's returns: report/scale.py) or null
+    critic_loss_mean_max: Any = 200.0  # a number, "auto" or null
+    scale_slack: float = 2.0  # auto limits from observed returns (unbounded reward): this many times their scale
+    critic_td_fraction: float = 0.05  # auto critic-loss limit: RMS TD error per critic below this x value scale
     forbid_nonfinite: bool = True
-    episode_length_after_step: Optional[int] = 10_000
+    learning_metric: str = AUTO  # the tag that must improve; auto: episode/length for carla, else native return
+    learning_after_step: Optional[int] = 10_000
     warmup_fraction: float = 0.25
     saturation_max: Optional[float] = None
     actor_cnn_update_ratio_floor: Optional[float] = None
@@ -48,6 +52,9 @@ class Criterion:
     threshold: str
     nogo: bool = False  # a FAIL that is a NO-GO condition
     explanation: str = ""
+    # the value relative to the NO-GO bound (the blocking bound where there is no NO-GO side): 1 at the bound,
+    # above 1 beyond it (inf when infinitely far, e.g. a dead actor CNN's 0 against a floor); None when not measured
+    score: Optional[float] = None
 
 
 @dataclass
@@ -62,6 +69,13 @@ class Verdict:
         if all(c.status in ("PASS", "SKIPPED") for c in self.criteria):
             return "GO"
         return "HOLD"
+
+    @property
+    def score(self) -> float | None:
+        """The largest criterion score (None when no criterion was measured): >= 1 when some criterion is at or
+        beyond its bound, so runs can be ranked by how far the worst criterion sits from (or beyond) its bound."""
+        scores = [c.score for c in self.criteria if c.score is not None]
+        return max(scores) if scores else None
 
     @property
     def failing(self) -> list[Criterion]:
@@ -85,8 +99,8 @@ EXPLAIN = {
     "below the critic CNN's): a dead actor whose gradients vanished, even if it is not exactly zero.",
     "actor_cnn_update_ratio": "The actor CNN's parameter steps are large relative to its weights: runaway weights "
     "(an unbounded objective).",
-    "episode_length_improving": "Episodes after the threshold step are not longer than before it: the policy is not "
-    "learning to stay on the road.",
+    "learning_improving": "The learning metric's episodes after the threshold step are not better than before it "
+    "(episode/length: not surviving longer; episode/native_return: not earning more): the policy is not learning.",
 }
 
 
@@ -103,5 +117,10 @@ def load_gate(name_or_path: str) -> GateConfig:
     except OmegaConfBaseException as error:
         reason = str(error).splitlines()[0]
         raise ReportInputError(f"gate {path}: {reason}; see conf/gate/strict.yaml for the keys and types") from error
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    gate: GateConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    for key in ("q_abs_max", "critic_loss_mean_max"):
+        value = getattr(gate, key)
+        if not (value is None or value == AUTO or (isinstance(value, int | float) and not isinstance(value, bool))):
+            raise ReportInputError(f"gate {path}: {key}={value!r}; use a number, {AUTO} or null")
+    return gate
 

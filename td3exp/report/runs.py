@@ -147,3 +147,17 @@ def _read_scalars(run_dir: Path) -> dict[str, Series]:
 def seed_free_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config that defines a condition: without the seed and the run's logging identity."""
     return {k: v for k, v in config.items() if k != "seed" and not f"{k}.".startswith(NOT_A_CONDITION)}
+
+
+def until(run: Run, step: int) -> Run:
+    """The run as it stood at ``step``: every series cut to steps <= step (what a gate evaluated then could see;
+    the calibration's horizons and the in-training self-gate both judge such a cut).  Config, label, provenance and
+    total steps are the run's own; ``last_step`` is the last step logged at or before ``step``."""
+    scalars = {}
+    for tag, series in run.scalars.items():
+        keep = series.steps <= step
+        if np.any(keep):
+            scalars[tag] = Series(series.steps[keep], series.values[keep])
+    last = max((int(s.steps.max()) for s in scalars.values()), default=0)
+    return Run(run.source, run.label, run.config, scalars, last, run.total_steps,
+               [*run.notes, f"cut at step {step:,}"], run.provenance)
