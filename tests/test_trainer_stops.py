@@ -108,3 +108,21 @@ def test_a_stop_signal_before_the_end_still_stops_after_its_checkpoint(tmp_path:
     with pytest.raises(Interrupted, match="stopped by SIGTERM at step 20 with checkpoint step_20"):
         run.run()
     assert run.checkpoints == [(20, False)]
+
+
+def test_the_loop_and_the_entrypoint_import_no_simulator_package() -> None:
+    """The trainer, the evaluation and the entrypoint catch the env-agnostic ``SimulatorUnavailable``
+    (td3exp/envs/errors.py), which the CARLA env raises as its own."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    code = ("import sys, td3exp.app, td3exp.trainer, td3exp.evaluation, td3exp.envs.vector; "
+            "print(sorted(m for m in sys.modules if m.startswith('td3exp.envs.carla')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr[-2000:]
+    from td3exp.envs.carla import errors as carla_errors
+
+    assert carla_errors.SimulatorUnavailable is SimulatorUnavailable
