@@ -1,8 +1,9 @@
 """TD3 (Fujimoto et al., 2018) on image observations or state vectors.
 
 Clipped double-Q, delayed policy updates, target policy smoothing, Polyak-averaged targets.  ``update`` shows the
-paper's math; each optimizer step is wrapped in a ``MeasuredStep`` (gradient norms, clipping, the non-finite skip,
-update ratios).  ``update`` returns metrics as device tensors: nothing in it reads a value back to the host.
+paper's math; its two optimizer steps and everything measured around them are an ``UpdateMeasurement`` (gradient
+norms, clipping, the non-finite skip, update ratios, feature norms, saturation).  ``update`` returns metrics as
+device tensors: nothing in it reads a value back to the host.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from torch import nn
 
 from td3exp.config import AgentConfig
 from td3exp.cuda_graph import GraphedUpdate
-from td3exp.diagnostics import mean_feature_norm, saturation_per_dimension
-from td3exp.measured_step import MeasuredStep
 from td3exp.monitor import GradientMonitor
 from td3exp.networks import Actor, Critic
 from td3exp.replay import ReplayBatch
+from td3exp.update_measurement import UpdateMeasurement
 
 
 @contextlib.contextmanager
@@ -43,21 +43,17 @@ def polyak_(targets: Sequence[torch.Tensor], online: Sequence[torch.Tensor], tau
 class TD3Agent:
     """Owns actor, critic, their targets and optimizer steps; ``act`` collects, ``update`` learns.
 
-    ``hp``: the hyperparameters (``AgentConfig``: gamma, tau, policy_delay, target_noise, noise_clip,
-    exploration_noise, start_steps, preactivation_penalty, precision). ``actor_step`` / ``critic_step``: the
-    measured optimizer steps of each side. ``inject_nonfinite_at``: plant a NaN in the critic loss at that update
-    (1-based), to exercise the non-finite guard (that update runs eager under ``cuda_graph``). ``cuda_graph``:
-    replay the update as CUDA graphs (CUDA only; build the optimizers with ``capturable=True``). ``measure=False``:
-    no diagnostics, alerts or non-finite guard (with plain optimizer steps: to price monitoring in benchmarks).
+    ``hyperparameters``: TD3's (``AgentConfig``: gamma, tau, policy_delay, target_noise, noise_clip,
+    exploration_noise, start_steps, preactivation_penalty, precision).  ``measurement``: the two optimizer steps and
+    everything measured around them (td3exp/update_measurement.py).  ``cuda_graph``: replay the update as CUDA graphs
+    (CUDA only; build the optimizers with ``capturable=True``).
     """
 
     def __init__(
-        self, actor: Actor, critic: Critic, actor_step: MeasuredStep, critic_step: MeasuredStep,
-        monitor: GradientMonitor, hp: AgentConfig, action_dim: int, device: torch.device, seed: int = 0,
-        channels_last: bool = False, inject_nonfinite_at: int | None = None, cuda_graph: bool = False,
-        measure: bool = True,
+        self, actor: Actor, critic: Critic, hyperparameters: AgentConfig, measurement: UpdateMeasurement,
+        device: torch.device, seed: int = 0, channels_last: bool = False, cuda_graph: bool = False,
     ) -> None:
-        self.actor, self.critic, self.actor_step, self.critic_step = actor, critic, actor_step, critic_step
+        self.actor, self.critic, self.hyperparameters, self.measurement = actor, critic, hyperparameters, measurement
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
         self.shared_encoder = actor.detach_features
         if self.shared_encoder:  # one target encoder for both, as online: one forward and one Polyak step, not two
@@ -70,30 +66,29 @@ class TD3Agent:
                  (self.actor_target.head, actor.head) if self.shared_encoder else (self.actor_target, actor)]
         self._target_params = [p for target, _ in pairs for p in target.parameters()]
         self._online_params = [p for _, online in pairs for p in online.parameters()]
-        self.monitor, self.hp = monitor, hp
-        self.action_dim, self.device, self.channels_last = action_dim, device, channels_last
-        self.inject_nonfinite_at, self.measure = inject_nonfinite_at, measure
-        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=hp.precision == "bf16")
+        self.action_dim, self.device, self.channels_last = actor.head.action_dim, device, channels_last
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=hyperparameters.precision == "bf16")
         self.rng = np.random.default_rng(seed)
         self.num_updates = 0
         self._float_obs: dict[str, torch.Tensor] = {}  # reused scaled-pixel buffers (see NatureCNN.preprocess)
-        self._zero = torch.zeros((), device=device)
-        # an encoder with weights (a CNN) has features worth measuring; a state vector (encoder=mlp) has none
-        self.learned_features = any(True for _ in critic.encoder.parameters())
         # the whole update as CUDA graphs (td3exp/cuda_graph.py); the optimizers must be fused and capturable
         self.graphed = GraphedUpdate(self.update_body) if cuda_graph else None
 
     @property
+    def monitor(self) -> GradientMonitor:
+        return self.measurement.monitor
+
+    @property
     def actor_optimizer(self) -> torch.optim.Optimizer:
-        return self.actor_step.optimizer
+        return self.measurement.actor.optimizer
 
     @property
     def critic_optimizer(self) -> torch.optim.Optimizer:
-        return self.critic_step.optimizer
+        return self.measurement.critic.optimizer
 
     @property
     def actor_modules(self) -> dict[str, nn.Module]:
-        return self.actor_step.modules
+        return self.measurement.actor_modules
 
     def _prep(self, obs: torch.Tensor) -> torch.Tensor:
         return obs.contiguous(memory_format=torch.channels_last) if self.channels_last else obs
@@ -122,7 +117,7 @@ class TD3Agent:
         n = len(obs)
         actions = np.empty((n, self.action_dim), dtype=np.float32)
         steps = first_step + np.arange(n)
-        random = np.zeros(n, dtype=bool) if eval_mode else steps < self.hp.start_steps
+        random = np.zeros(n, dtype=bool) if eval_mode else steps < self.hyperparameters.start_steps
         if random.any():
             actions[random] = self.rng.uniform(-1.0, 1.0, (int(random.sum()), self.action_dim))
         policy = ~random
@@ -131,15 +126,16 @@ class TD3Agent:
                 x = self._prep(torch.as_tensor(obs[policy], device=self.device))
                 chosen = self.actor(x).float().cpu().numpy()
             if not eval_mode:
-                chosen = chosen + self.rng.normal(0.0, self.hp.exploration_noise, chosen.shape)
+                chosen = chosen + self.rng.normal(0.0, self.hyperparameters.exploration_noise, chosen.shape)
             actions[policy] = np.clip(chosen, -1.0, 1.0)
         return actions
 
     def update(self, batch: ReplayBatch, step: int) -> dict[str, torch.Tensor]:
         """One critic step; every ``policy_delay`` updates also an actor step and a target update."""
         self.num_updates += 1
-        with_actor = self.num_updates % self.hp.policy_delay == 0
-        if self.graphed is not None and self.num_updates != self.inject_nonfinite_at:
+        with_actor = self.num_updates % self.hyperparameters.policy_delay == 0
+        eager = self.measurement.begin_update(self.num_updates)
+        if self.graphed is not None and not eager:
             return self.graphed.step(batch, with_actor)
         return self.update_body(batch, with_actor)
 
@@ -147,46 +143,41 @@ class TD3Agent:
         """The update itself: a pure function of the batch and the agent's device state (so it can be graphed)."""
         # scaled straight into channels_last float buffers: one pass over the pixels, no layout copy first
         obs, next_obs = self._scaled("obs", batch.obs), self._scaled("next_obs", batch.next_obs)
-        critic_loss, critic_features, metrics = self.critic_loss(
-            obs, batch.actions, batch.rewards, next_obs, batch.terminated)
-        finite, step_metrics = self.critic_step.step(critic_loss)
-        metrics.update(step_metrics)
-        if self.measure and self.learned_features:
-            metrics["features/critic_norm"] = mean_feature_norm(critic_features)
+        # critic: clipped double-Q TD error
+        critic_loss, features, metrics = self.critic_loss(obs, batch.actions, batch.rewards, next_obs, batch.terminated)
+        metrics.update(self.measurement.critic_step(critic_loss, features))
         if with_actor:
-            actor_loss, features, preactivation, actor_metrics = self.actor_loss(obs, critic_features)
-            actor_finite, step_metrics = self.actor_step.step(actor_loss)
+            # actor: maximize Q1 of the critic just updated (as SB3 and CleanRL do), so its features come from the
+            # updated critic encoder; no gradient reaches that encoder from the actor loss
+            with torch.no_grad(), self.autocast:
+                critic_features = self.critic.encoder(obs)
+            actor_loss, actor_features, preactivation, actor_metrics = self.actor_loss(obs, critic_features)
             metrics.update(actor_metrics)
-            metrics.update(step_metrics)
-            if self.measure:
-                metrics.update(self.actor_diagnostics(features, preactivation))
-            finite = finite & actor_finite
+            metrics.update(self.measurement.actor_step(actor_loss, actor_features, preactivation))
             self.update_targets()
-        if self.measure:
-            self.monitor.observe_finite(finite)
-            metrics.update(self.monitor.metrics())
+        metrics.update(self.measurement.end_update())
         return metrics
 
     def critic_loss(
         self, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_obs: torch.Tensor,
         terminated: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Clipped double-Q TD loss; returns (loss, detached critic features for the actor loss, metrics)."""
+        """Clipped double-Q TD loss; returns (loss, critic features, metrics).  Q values and the TD error are fp32
+        under bf16 too (the Q heads' output layers run in fp32, see ``TwinQHead``)."""
+        td3 = self.hyperparameters
         with torch.no_grad(), self.autocast:
             # target policy smoothing: clipped noise on the target action
-            noise = (torch.randn_like(actions) * self.hp.target_noise).clamp(-self.hp.noise_clip, self.hp.noise_clip)
+            noise = (torch.randn_like(actions) * td3.target_noise).clamp(-td3.noise_clip, td3.noise_clip)
             next_features = self.critic_target.encoder(next_obs)
             next_actor_features = next_features if self.shared_encoder else self.actor_target.encoder(next_obs)
             next_actions = (self.actor_target.head(next_actor_features) + noise).clamp(-1.0, 1.0)
-            next_q = torch.min(*self.critic_target.head(next_features, next_actions)).float()
+            next_q = torch.min(*self.critic_target.head(next_features, next_actions))
             # bootstrap through time limits, stop only at true terminations
-            target_q = rewards + self.hp.gamma * (1.0 - terminated) * next_q
+            target_q = rewards + td3.gamma * (1.0 - terminated) * next_q
         with self.autocast:
             features = self.critic.encoder(obs)
-            q1, q2 = (q.float() for q in self.critic.head(features, actions))
+            q1, q2 = self.critic.head(features, actions)
         loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
-        if self.num_updates == self.inject_nonfinite_at:
-            loss = loss * torch.nan
         metrics = {
             "loss/critic": loss.detach(),
             "q/q1": q1.detach().mean(),
@@ -194,44 +185,28 @@ class TD3Agent:
             "q/abs_diff": (q1 - q2).detach().abs().mean(),
             "q/target": target_q.mean(),
         }
-        # reused by the actor loss: critic features from before this step, detached (as DrQ-v2 does)
         return loss, features.detach(), metrics
 
     def actor_loss(
         self, obs: torch.Tensor, critic_features: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """-Q1(s, pi(s)), plus the optional pre-activation penalty; returns (loss, actor features, pre-activation,
-        metrics)."""
+        metrics).  ``critic_features``: the critic encoder's output for ``obs``, without a gradient path."""
         with self.autocast:
-            # a shared, detached encoder gives the actor the same features the critic just computed
+            # a shared, detached encoder gives the actor the critic's features
             features = critic_features if self.shared_encoder else self.actor.encoder(obs)
             actions, preactivation = self.actor.head.act_and_preactivation(features)
             with frozen(self.critic.head):  # gradients reach the action through Q1, not the critic's weights
-                q_loss = -self.critic.head.q1_only(critic_features, actions).float().mean()
+                q_loss = -self.critic.head.q1_only(critic_features, actions).mean()
         preactivation = preactivation.float()
         loss = q_loss
-        if self.hp.preactivation_penalty > 0:
-            loss = loss + self.hp.preactivation_penalty * preactivation.pow(2).mean()
+        if self.hyperparameters.preactivation_penalty > 0:
+            loss = loss + self.hyperparameters.preactivation_penalty * preactivation.pow(2).mean()
         return loss, features, preactivation, {"loss/actor": q_loss.detach()}
-
-    def actor_diagnostics(self, features: torch.Tensor, preactivation: torch.Tensor) -> dict[str, torch.Tensor]:
-        """What tells a dead actor from an exploding one (td3exp/diagnostics.py); feeds the saturation alerts."""
-        per_dimension = saturation_per_dimension(preactivation, self.actor.head.bounded)
-        self.monitor.observe_saturation(per_dimension.max())
-        metrics = {
-            "actor/saturation": per_dimension.mean(),
-            "actor/saturation_max": per_dimension.max(),
-            "actor/preact_abs": preactivation.detach().abs().mean(),
-        }
-        if self.learned_features:
-            metrics["features/actor_norm"] = mean_feature_norm(features)
-        if self.shared_encoder:  # the actor loss has no path into a CNN: its CNN metrics are 0 by definition
-            metrics.update({f"{k}/actor_cnn": self._zero for k in ("grad", "grad_clipped", "update_ratio")})
-        return metrics
 
     @torch.no_grad()
     def update_targets(self) -> None:
-        polyak_(self._target_params, self._online_params, self.hp.tau)
+        polyak_(self._target_params, self._online_params, self.hyperparameters.tau)
 
     def state_dict(self) -> dict[str, dict]:
         """Networks and targets (what ``model.pt`` holds)."""
@@ -247,9 +222,7 @@ class TD3Agent:
         exploration RNG and the update count."""
         return {
             "networks": self.state_dict(),
-            "actor_step": self.actor_step.state_dict(),
-            "critic_step": self.critic_step.state_dict(),
-            "monitor": self.monitor.state_dict(),
+            **self.measurement.state_dict(),
             "rng": self.rng.bit_generator.state,
             "num_updates": self.num_updates,
         }
@@ -258,8 +231,6 @@ class TD3Agent:
         nets = state["networks"]
         for name in ("actor", "critic", "actor_target", "critic_target"):
             getattr(self, name).load_state_dict(nets[name])
-        self.actor_step.load_state_dict(state["actor_step"])
-        self.critic_step.load_state_dict(state["critic_step"])
-        self.monitor.load_state_dict(state["monitor"])
+        self.measurement.load_state_dict(state)
         self.rng.bit_generator.state = state["rng"]
         self.num_updates = state["num_updates"]

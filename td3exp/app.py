@@ -28,7 +28,7 @@ from td3exp import build, cli, provenance
 from td3exp.checkpoint import CheckpointError, CheckpointStore, save_atomic
 from td3exp.config import Config, ConfigError
 from td3exp.dashboard.names import condition_name, run_name
-from td3exp.envs.carla.errors import SimulatorUnavailable
+from td3exp.envs.errors import SimulatorUnavailable
 from td3exp.monitor import NonFiniteError
 from td3exp.resume import RunCheckpointer, checkpoint_dir, config_differences, restore
 from td3exp.self_gate import GateStopped, SelfGate

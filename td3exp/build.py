@@ -24,6 +24,7 @@ from td3exp.networks import Actor, ActorHead, Critic, Encoder, NatureCNN, TwinQH
 from td3exp.replay import FrameReplay
 from td3exp.rewards import RewardWeights
 from td3exp.schedule import Schedule, updates_per_step
+from td3exp.update_measurement import UpdateMeasurement
 
 
 def resolve_device(name: str) -> torch.device:
@@ -128,6 +129,7 @@ def build_agent(
         actor_modules["actor_cnn"] = actor.encoder
     if cnn:
         critic_modules["critic_cnn"] = critic.encoder
+    check_bf16_on_cpu(cfg.agent.precision, device)
     graph = cfg.agent.cuda_graph
     if graph and device.type != "cuda":
         raise ConfigError(f"agent.cuda_graph=true needs a CUDA device (this run resolved device={device}); "
@@ -136,9 +138,27 @@ def build_agent(
                               monitor, measure)
     critic_step = MeasuredStep(build_optimizer(o.name, critic_groups, o.momentum, graph), critic_modules,
                                c.critic_max_norm, monitor, measure)
-    return TD3Agent(actor, critic, actor_step, critic_step, monitor, cfg.agent, action_dim, device, seed=cfg.seed,
-                    channels_last=channels_last, inject_nonfinite_at=cfg.debug.inject_nonfinite_at, cuda_graph=graph,
-                    measure=measure)
+    measurement = UpdateMeasurement(actor_step, critic_step, monitor, learned_features=cnn, shared_encoder=shared,
+                                    bounded_actor=head.bounded, measure=measure,
+                                    plant_nonfinite_at=cfg.debug.inject_nonfinite_at)
+    return TD3Agent(actor, critic, cfg.agent, measurement, device, seed=cfg.seed, channels_last=channels_last,
+                    cuda_graph=graph)
+
+
+# CPU features with bf16 arithmetic in hardware (x86: AVX512_BF16, AMX; ARM: BF16, SVE BF16); without one torch
+# emulates bf16 in fp32 and bf16 is slower than fp32, not faster
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
+
+
+def check_bf16_on_cpu(precision: str, device: torch.device) -> None:
+    """agent.precision=bf16 on a CPU without native bf16 is a config error (one line naming the CPU's capability)."""
+    if precision != "bf16" or device.type != "cpu":
+        return
+    capabilities = torch.cpu.get_capabilities()
+    if not any(capabilities.get(feature) for feature in NATIVE_BF16):
+        raise ConfigError(f"agent.precision=bf16 on a CPU without native bf16 (capability "
+                          f"{torch.backends.cpu.get_cpu_capability()}, no AVX512_BF16 or AMX): torch would emulate "
+                          "it, slower than fp32; set agent.precision=fp32 or device=cuda")
 
 
 def build_optimizer(

@@ -1,9 +1,11 @@
 """Config schema (dataclasses): which keys exist and their types (validation of values: td3exp/validation.py).
 
-Values live in ``conf/*.yaml``; these classes only say which keys exist and their types.  Hydra merges every group
+Values live in ``conf/*.yaml``, nowhere else: these classes only say which keys exist and their types (every field
+is ``MISSING``, so an option that leaves a key out fails at composition, naming it).  Hydra merges every group
 option into the typed node below, so a misspelt key or a wrong type fails at composition time.  Components take these
-dataclasses as they are (e.g. the agent takes ``AgentConfig``): each hyperparameter is declared once, here.  Hydra is
-imported only where the schema is registered, so the agent may import this module.
+dataclasses as they are (e.g. the agent takes ``AgentConfig``): each hyperparameter is declared once, here, and
+valued once, in YAML (``CarlaEnvConfig``'s own keys still carry defaults, which conf/env/carla.yaml all sets).
+Hydra is imported only where the schema is registered, so the agent may import this module.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ class ConfigError(ValueError):
 @dataclass
 class EnvConfig:
     name: str = MISSING
-    frame_stack: int = 4
-    image_size: int = 84
-    action_repeat: int = 1
-    max_episode_steps: Optional[int] = 1000  # null (env=gymnasium only): the task's registered limit
-    num_envs: int = 1
-    vector: str = "async"
+    frame_stack: int = MISSING
+    image_size: int = MISSING
+    action_repeat: int = MISSING
+    max_episode_steps: Optional[int] = MISSING  # null (env=gymnasium only): the task's registered limit
+    num_envs: int = MISSING
+    vector: str = MISSING
 
 
 @dataclass
@@ -90,104 +92,102 @@ class AgentConfig:
     """TD3's hyperparameters; conf/agent/td3.yaml documents each key."""
 
     name: str = MISSING
-    batch_size: int = 256
-    buffer_size: int = 1_000_000
-    gamma: float = 0.99
-    tau: float = 0.005
-    policy_delay: int = 2
-    target_noise: float = 0.2
-    noise_clip: float = 0.5
-    exploration_noise: float = 0.1
-    start_steps: int = 10_000
-    train_freq: int = 1
-    utd_ratio: float = 1.0
-    hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
-    actor_head: str = "tanh"
-    preactivation_penalty: float = 0.0
-    precision: str = "fp32"
-    cuda_graph: bool = False
+    batch_size: int = MISSING
+    buffer_size: int = MISSING
+    gamma: float = MISSING
+    tau: float = MISSING
+    policy_delay: int = MISSING
+    target_noise: float = MISSING
+    noise_clip: float = MISSING
+    exploration_noise: float = MISSING
+    start_steps: int = MISSING
+    train_freq: int = MISSING
+    utd_ratio: float = MISSING
+    hidden_dims: list[int] = MISSING
+    actor_head: str = MISSING
+    preactivation_penalty: float = MISSING
+    precision: str = MISSING
+    cuda_graph: bool = MISSING
 
 
 @dataclass
 class EncoderConfig:
-    layout: str = "separate"
-    features_dim: int = 512
-    pixel_scale: str = "unit"
-    trunk_norm: bool = False
+    layout: str = MISSING
+    features_dim: int = MISSING
+    pixel_scale: str = MISSING
+    trunk_norm: bool = MISSING
     head_init: str = MISSING
 
 
 @dataclass
 class OptimConfig:
-    actor_lr: float = 1e-4
-    actor_cnn_lr: float = 1e-4
-    critic_lr: float = 1e-4
-    critic_cnn_lr: float = 1e-4
-    name: str = "adam"
-    momentum: float = 0.9
+    actor_lr: float = MISSING
+    actor_cnn_lr: float = MISSING
+    critic_lr: float = MISSING
+    critic_cnn_lr: float = MISSING
+    name: str = MISSING
+    momentum: float = MISSING
 
 
 @dataclass
 class ClipConfig:
-    max_norm: float | None = None
-    critic_max_norm: float | None = None
-    auto_percentile: float | None = None
-    auto_history: int = 1000
+    max_norm: float | None = MISSING
+    critic_max_norm: float | None = MISSING
+    auto_percentile: float | None = MISSING
+    auto_history: int = MISSING
 
 
 @dataclass
 class RewardWeightsConfig:
-    progress: float = 0.6
-    smoothness: float = 0.2
-    lane_centering: float = 0.1
-    efficiency: float = 0.1
+    progress: float = MISSING
+    smoothness: float = MISSING
+    lane_centering: float = MISSING
+    efficiency: float = MISSING
 
 
 @dataclass
 class RewardConfig:
     weights: Optional[RewardWeightsConfig] = MISSING  # null under reward=native (the env's own reward)
-    normalize: str = "clip"
-    clip_range: float = 10.0
-    target_speed: float = 40.0
+    normalize: str = MISSING
+    clip_range: float = MISSING
+    target_speed: float = MISSING
 
 
 @dataclass
 class WandbConfig:
-    mode: str = "offline"
-    project: str = "td3exp"
-    entity: str | None = None
-    group: str | None = None
-    tags: list[str] = field(default_factory=list)
-    name: str | None = None
+    mode: str = MISSING
+    project: str = MISSING
+    entity: str | None = MISSING
+    group: str | None = MISSING
+    tags: list[str] = MISSING
+    name: str | None = MISSING
 
 
 @dataclass
 class LoggerConfig:
-    log_every: int = 250
-    every_update: bool = False
-    progress_bar: bool = True
-    wandb: WandbConfig = field(default_factory=WandbConfig)
+    log_every: int = MISSING
+    every_update: bool = MISSING
+    progress_bar: bool = MISSING
+    wandb: WandbConfig = MISSING
 
 
 @dataclass
 class AlertThreshold:
-    warning: float = 1e4
-    critical: float = 5e4
+    warning: float = MISSING
+    critical: float = MISSING
 
 
 @dataclass
 class MonitorConfig:
-    thresholds: dict[str, AlertThreshold] = field(
-        default_factory=lambda: {m: AlertThreshold() for m in MODULES}
-    )
-    saturation: AlertThreshold = field(default_factory=lambda: AlertThreshold(warning=0.5, critical=0.95))
-    max_consecutive_nonfinite: int = 10
+    thresholds: dict[str, AlertThreshold] = MISSING  # one per module of MODULES
+    saturation: AlertThreshold = MISSING
+    max_consecutive_nonfinite: int = MISSING
 
 
 @dataclass
 class EvalConfig:
-    every: int = 10_000
-    episodes: int = 5
+    every: int = MISSING
+    episodes: int = MISSING
 
 
 @dataclass
@@ -195,19 +195,19 @@ class TrialConfig:
     """Set by the Optuna sweeper (hydra/sweeper=optuna), never by hand.  The study's storage URL reaches the job in
     the environment (``td3exp.sweep_trial.STORAGE_ENV``), never in the config: it may hold a password."""
 
-    study_name: str | None = None
-    number: int | None = None
+    study_name: str | None = MISSING
+    number: int | None = MISSING
 
 
 @dataclass
 class CheckpointConfig:
-    every: int = 10_000
-    keep: int = 2
+    every: int = MISSING
+    keep: int = MISSING
 
 
 @dataclass
 class DebugConfig:
-    inject_nonfinite_at: int | None = None
+    inject_nonfinite_at: int | None = MISSING
 
 
 @dataclass
@@ -230,16 +230,16 @@ class Config:
     logger: LoggerConfig = MISSING
     monitor: MonitorConfig = MISSING
     gate: SelfGateConfig = MISSING
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    trial: TrialConfig = field(default_factory=TrialConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    debug: DebugConfig = field(default_factory=DebugConfig)
-    resume: str | None = None
-    seed: int = 0
-    total_steps: int = 100_000
-    device: str = "auto"
-    deterministic: bool = False
-    save_model: bool = True
+    eval: EvalConfig = MISSING
+    trial: TrialConfig = MISSING
+    checkpoint: CheckpointConfig = MISSING
+    debug: DebugConfig = MISSING
+    resume: str | None = MISSING
+    seed: int = MISSING
+    total_steps: int = MISSING
+    device: str = MISSING
+    deterministic: bool = MISSING
+    save_model: bool = MISSING
 
 
 def register_configs() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from td3exp.envs.carla.errors import SimulatorUnavailable
+from td3exp.envs.errors import SimulatorUnavailable
 from td3exp.envs.vector import UNAVAILABLE, ParallelEnvs
 
 

@@ -26,6 +26,16 @@ def mlp(in_dim: int, hidden_dims: list[int], out_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def output_in_fp32(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``net``'s hidden layers under whatever autocast is on, its output layer in fp32.  bf16 keeps 8 significant
+    bits: a Q value of ~150 rounded to bf16 moves in steps of 1.0, coarser than the TD errors it learns from."""
+    *hidden, output = net
+    for layer in hidden:
+        x = layer(x)
+    with torch.autocast(x.device.type, enabled=False):
+        return output(x.float())
+
+
 def to_device(module: nn.Module, device: torch.device, channels_last: bool) -> None:
     """Move a module; channels_last makes these convs faster on CPU (../shared/bench: 3.3 -> 4.0 updates/s) and
     on tensor cores."""
@@ -101,6 +111,7 @@ class ActorHead(nn.Module):
         if kaiming:
             self.net.apply(kaiming_init)
         self.bounded = bounded
+        self.action_dim = action_dim
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.act_and_preactivation(features)[0]
@@ -111,7 +122,8 @@ class ActorHead(nn.Module):
 
 
 class TwinQHead(nn.Module):
-    """Two independent Q MLPs over the same (critic-encoder features, action) input; ``kaiming`` as in ActorHead."""
+    """Two independent Q MLPs over the same (critic-encoder features, action) input; ``kaiming`` as in ActorHead.
+    Their output layers run in fp32 under bf16 autocast too (``output_in_fp32``): Q values come out fp32."""
 
     def __init__(self, features_dim: int, action_dim: int, hidden_dims: list[int], kaiming: bool = True) -> None:
         super().__init__()
@@ -122,10 +134,10 @@ class TwinQHead(nn.Module):
 
     def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([features, action], dim=1)
-        return self.q1(x), self.q2(x)
+        return output_in_fp32(self.q1, x), output_in_fp32(self.q2, x)
 
     def q1_only(self, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.q1(torch.cat([features, action], dim=1))
+        return output_in_fp32(self.q1, torch.cat([features, action], dim=1))
 
 
 class Actor(nn.Module):

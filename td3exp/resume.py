@@ -1,5 +1,6 @@
-"""What a checkpoint of a whole run holds, and putting it back: agent, replay, trainer, RNG states, W&B run id and
-the config it ran with (a resume never mixes two configs in one run)."""
+"""What a checkpoint of a whole run holds, and putting it back: agent, replay, trainer, the envs' reward normalizers,
+RNG states, W&B run id and the config it ran with (a resume never mixes two configs in one run).  The episodes in
+progress are rebuilt by replaying their tapes, since a simulator's state cannot be saved."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ class RunCheckpointer:
             "agent": self.agent.training_state(),
             "replay": replay_state,
             "trainer": self.trainer.state_dict(),
+            "reward_normalizers": self.trainer.envs.reward_normalizers(),
             "rng": rng_states(),
             "wandb_id": self.wandb_id(),
             "trial": self.trial_state(),
@@ -86,9 +88,26 @@ def restore(checkpoint: Checkpoint, agent: TD3Agent, replay: FrameReplay, traine
     prefix = "replay_"
     replay.load_state_dict(state["replay"],
                            {k[len(prefix):]: v for k, v in checkpoint.arrays.items() if k.startswith(prefix)})
-    warning = trainer.load_state_dict(state["trainer"])
+    trainer.load_state_dict(state["trainer"])
+    warning = continue_episodes_in_progress(trainer, state["reward_normalizers"])
     restore_rng_states(state["rng"])  # last: replaying the episode must not move the run's generators
     return warning
+
+
+def continue_episodes_in_progress(trainer: Trainer, reward_normalizers: list[dict[str, Any] | None]) -> str | None:
+    """Rebuild each env's episode in progress by replaying its tape (seed and actions) and check it against the newest
+    frame the replay stored.  Returns a warning when an env did not come back to the same frame (a non-deterministic
+    simulator): that env starts a new episode then."""
+    envs, replay = trainer.envs, trainer.replay
+    trainer.obs = envs.replay_episode_tapes([(tape.seed, tape.actions) for tape in trainer.tapes])
+    envs.load_reward_normalizers(reward_normalizers)  # replaying the tapes stepped them again
+    diverged = [i for i in range(trainer.n) if not (
+        replay.frames_written[i] and np.array_equal(replay.frame_of(trainer.obs[i]), replay.newest_frame(i)))]
+    if not diverged:
+        return None
+    trainer.start_episodes(diverged)
+    return (f"env(s) {', '.join(map(str, diverged))} did not replay the episode in progress to the same frame; "
+            "they start a new episode")
 
 
 def checkpoint_dir(run_dir: Path) -> Path:

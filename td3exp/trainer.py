@@ -1,4 +1,5 @@
-"""The training loop: act, step, store, update, evaluate, log, checkpoint - and continue from a checkpoint."""
+"""The training loop: act, step, store, update, evaluate, log, checkpoint.  (Continuing a run from a checkpoint is
+td3exp/resume.py's job.)"""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import torch
 from tqdm import tqdm
 
 from td3exp.agent import TD3Agent
-from td3exp.envs.carla.errors import SimulatorUnavailable
+from td3exp.envs.errors import SimulatorUnavailable
 from td3exp.envs.vector import UNAVAILABLE, ParallelEnvs
 from td3exp.episodes import EpisodeStats, EpisodeTape
 from td3exp.evaluation import Evaluation
 from td3exp.loggers import Logger
 from td3exp.metric_window import MetricWindow
-from td3exp.replay import FrameReplay
+from td3exp.progress import PhaseClock, format_duration, remaining_seconds, seconds_per_update
+from td3exp.replay import FrameReplay, ReplayBatch
 from td3exp.schedule import Schedule, fires
 from td3exp.self_gate import GateStopped, SelfGate
 from td3exp.signals import Interrupted, StopSignals
@@ -28,10 +30,11 @@ from td3exp.signals import Interrupted, StopSignals
 class Trainer:
     """Runs one training job and returns the final evaluation return (mean native episode return).
 
-    Each vector step is a collect part (act, step the envs asynchronously, run the updates due meanwhile, collect
-    and store the N transitions) and a tail (evaluate, log, checkpoint).  A checkpoint is taken after a complete
-    vector step, or - when a stop signal arrives during an evaluation - before that step's tail, which the resumed
-    run then runs again (evaluation is deterministic).
+    Each vector step collects (act, step the envs asynchronously, run the updates due meanwhile, store the N
+    transitions), then evaluates, logs and checkpoints as their cadences say.  A checkpoint is taken after a complete
+    vector step, or - when a stop signal arrives or the simulator is lost during an evaluation - with that step's
+    evaluation, log and checkpoint still pending (``evaluation_pending``), which the resumed run then runs again
+    (evaluation is deterministic).  A stop signal after the final evaluation stops nothing: the run is finished.
 
     ``env``: the parallel envs (``ParallelEnvs``), or one training env with its evaluation env in ``eval_env``.
     """
@@ -53,14 +56,14 @@ class Trainer:
             env = ParallelEnvs.of(env, eval_env)
         self.envs, self.agent, self.replay, self.logger = env, agent, replay, logger
         self.n = env.num_envs
-        self.s, self.seed, self.show_progress = schedule, seed, show_progress
+        self.schedule, self.seed, self.show_progress = schedule, seed, show_progress
         self.on_evaluation, self.on_log, self.checkpoint, self.stop = on_evaluation, on_log, checkpoint, stop
         self.self_gate = self_gate
         self.gate_stop: dict[str, Any] | None = None  # the verdict that stopped this run at a horizon, if one did
         # with N envs learning waits until the replay surely holds a batch when a vector step's updates run
         self.learning_starts = max(schedule.start_steps, replay.batch_size + self.n - 1)
         self.step = 0
-        self.tail_pending = False
+        self.evaluation_pending = False  # collected, but its evaluation, log and checkpoint are still to run
         self.tapes = [EpisodeTape(seed, i) for i in range(self.n)]
         self.episodes = [EpisodeStats() for _ in range(self.n)]
         self.obs: np.ndarray | None = None
@@ -78,34 +81,59 @@ class Trainer:
 
     def updates_after(self, steps: int) -> int:
         """Updates the run has made once ``steps`` agent steps are collected."""
-        return self.s.updates_after(steps, self.learning_starts)
+        return self.schedule.updates_after(steps, self.learning_starts)
 
     def run(self) -> float:
-        s = self.s
         started, first_step = time.perf_counter(), self.step
-        if self.obs is None:
+        if self.obs is None:  # a new run (a resumed one has its episodes in progress back: td3exp/resume.py)
             shape = self.envs.single_observation_space.shape
             assert shape is not None
             self.obs = np.zeros((self.n, *shape), dtype=self.envs.single_observation_space.dtype)
-            self._begin_episodes(list(range(self.n)))
-        self._bar = tqdm(total=s.total_steps, initial=self.step, unit="step", disable=not self.show_progress,
-                         mininterval=1.0)
-        self._rate_since = (time.perf_counter(), self.num_updates)
+            self.start_episodes(list(range(self.n)))
+        self._start_progress_bar()
         if self.gate_stop is not None:  # resumed after a stop on its own verdict: stop again unless told otherwise
             self._stop_on_gate()
-        if self.tail_pending:  # resumed from a checkpoint taken during this step's evaluation
-            self._tail(self.step)
-        while self.step < s.total_steps:
+        if self.evaluation_pending:  # resumed from a checkpoint taken during this step's evaluation
+            self._evaluate_log_checkpoint(self.step)
+        while self.step < self.schedule.total_steps:
             self._collect()
-            self.tail_pending = True
-            self._tail(self.step)
+            self.evaluation_pending = True
+            self._evaluate_log_checkpoint(self.step)
+            self._clock.observe(self.step)
             self._bar.update(self.n)
         self._bar.close()
         self.wall_time = time.perf_counter() - started
         self.steps_per_second = (self.step - first_step) / max(self.wall_time, 1e-9)
         return self.final_eval_return
 
-    def _begin_episodes(self, envs: list[int]) -> None:
+    def _start_progress_bar(self) -> None:
+        """tqdm's bar with this module's estimate of the time left (td3exp/progress.py) instead of tqdm's."""
+        self._bar = tqdm(total=self.schedule.total_steps, initial=self.step, unit="step", mininterval=1.0,
+                         disable=not self.show_progress,
+                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]")
+        self._rate_since = (time.perf_counter(), self.num_updates)
+        self._clock = PhaseClock(self.step, self.learning_starts)
+        self._update_seconds = float("nan")
+        if self.show_progress and self.step < self.learning_starts:
+            self._update_seconds = seconds_per_update(self.agent, self._blank_batch())
+
+    def _blank_batch(self) -> ReplayBatch:
+        """A batch of zeros shaped as the replay samples them: enough to time an update."""
+        obs_space, action_space = self.envs.single_observation_space, self.envs.single_action_space
+        assert obs_space.shape is not None and action_space.shape is not None
+        b, device = self.replay.batch_size, self.agent.device
+        obs = torch.zeros((b, *obs_space.shape), dtype=torch.from_numpy(np.zeros(0, obs_space.dtype)).dtype,
+                          device=device)
+        column = torch.zeros((b, 1), device=device)
+        return ReplayBatch(obs, torch.zeros((b, *action_space.shape), device=device), column, obs.clone(), column)
+
+    def _eta(self) -> str:
+        return format_duration(remaining_seconds(
+            self.step, self.schedule.total_steps, self.learning_starts, self.schedule.updates_per_step,
+            self._clock.warmup_steps_per_second(self.step), self._update_seconds,
+            self._clock.learning_steps_per_second(self.step)))
+
+    def start_episodes(self, envs: list[int]) -> None:
         """Reset these envs with the next seeds of their tapes; store each first frame in its replay stream."""
         assert self.obs is not None
         mask = np.zeros(self.n, dtype=bool)
@@ -150,14 +178,14 @@ class Trainer:
             else:
                 self.obs[i] = next_obs[i]
         if finished:
-            self._begin_episodes(finished)
+            self.start_episodes(finished)
 
     def _learn(self, base: int) -> None:
         """The updates due for agent steps base+1 .. base+N, each logged (per update) at one of those steps."""
         due = self.updates_after(base + self.n) - self.updates_after(base)
         for j in range(due):
             metrics = self.agent.update(self.replay.sample(), base + 1 + j * self.n // due)
-            if self.s.every_update:
+            if self.schedule.every_update:
                 self.logger.record(base + 1 + j * self.n // due, metrics)
             else:
                 self.window.add(metrics)
@@ -174,29 +202,36 @@ class Trainer:
         if message is not None:
             raise SimulatorUnavailable(message)
 
-    def _tail(self, step: int) -> None:
-        s, before = self.s, step - self.n
+    def _evaluate_log_checkpoint(self, step: int) -> None:
+        """What the cadences ask for at the end of the vector step reaching ``step``; then a stop signal stops the run
+        (after a checkpoint), unless the run is finished anyway."""
+        s, before, final = self.schedule, step - self.n, step == self.schedule.total_steps
         try:
-            if step == s.total_steps:
+            if final:
                 self.final_eval_return = self.evaluate(step)
             elif fires(s.eval_every, before, step):
                 self.evaluate(step)
         except Evaluation.Stopped:
-            self._stop(step)
+            self._save(step)  # with the evaluation still pending: the resumed run evaluates again
+            raise self._interrupted(step) from None
+        except SimulatorUnavailable:
+            self._save(step)  # the same, so the interval's learning is kept
+            raise
         horizon = self.self_gate.due(before, step) if self.self_gate is not None else None
-        if fires(s.log_every, before, step) or step == s.total_steps or horizon is not None:
+        if fires(s.log_every, before, step) or final or horizon is not None:
             self._log(step)  # a horizon's verdict reads the logs flushed up to it
         if horizon is not None:
             self._judge(step)
-        self.tail_pending = False
-        saved = False
-        if step == s.total_steps or fires(s.checkpoint_every, before, step) or self.gate_stop is not None:
+        self.evaluation_pending = False
+        saved = final or fires(s.checkpoint_every, before, step) or self.gate_stop is not None
+        if saved:
             self._save(step)
-            saved = True
         if self.gate_stop is not None:
             self._stop_on_gate()
-        if self._stop_requested():
-            self._stop(step, already_saved=saved)
+        if self._stop_requested() and not final:
+            if not saved:
+                self._save(step)
+            raise self._interrupted(step)
 
     def _log(self, step: int) -> None:
         if self.window.updates:
@@ -209,6 +244,7 @@ class Trainer:
         started, updates = self._rate_since
         elapsed = time.perf_counter() - started
         self._bar.set_postfix(
+            eta=self._eta(),
             upd_s=f"{(self.num_updates - updates) / max(elapsed, 1e-9):.2f}",
             ret=f"{self.last_return:.1f}",
             warn=int(latest.get("alerts/warning", 0)),
@@ -224,7 +260,7 @@ class Trainer:
         self.logger.record(step, metrics)
         self.logger.flush()
         self.logger.summary({f"{key}_at_{step}": value for key, value in metrics.items()})
-        if self.self_gate.stops(verdict) and step < self.s.total_steps:  # a finished run has nothing left to stop
+        if self.self_gate.stops(verdict) and step < self.schedule.total_steps:  # a finished run has nothing to stop
             self.gate_stop = {"step": step, "verdict": verdict.verdict, "reason": self.self_gate.reason(verdict)}
 
     def _stop_on_gate(self) -> None:
@@ -247,20 +283,18 @@ class Trainer:
         self.logger.flush()  # everything up to this step is on disk before the checkpoint says it happened
         self.last_checkpoint = self.checkpoint(step)
 
-    def _stop(self, step: int, already_saved: bool = False) -> None:
+    def _interrupted(self, step: int) -> Interrupted:
         assert self.stop is not None
-        if not already_saved:
-            self._save(step)
         self._bar.close()
-        raise Interrupted.at(self.stop.name, step, self.last_checkpoint)
+        return Interrupted.at(self.stop.name, step, self.last_checkpoint)
 
     def evaluate(self, step: int) -> float:
         """Deterministic actor, native env reward, episodes spread over the parallel envs; logs eval/return and
         eval/length."""
-        if self.s.eval_episodes == 0:
+        if self.schedule.eval_episodes == 0:
             return float("nan")
         # the same tracks at every evaluation: returns stay comparable over time
-        seeds = [self.seed + 10_000 + episode for episode in range(self.s.eval_episodes)]
+        seeds = [self.seed + 10_000 + episode for episode in range(self.schedule.eval_episodes)]
         evaluation = Evaluation(self.envs, lambda obs: self.agent.act_batch(obs, step, eval_mode=True),
                                 self._stop_requested, note=tqdm.write)
         returns, lengths = evaluation.run(seeds)
@@ -276,19 +310,18 @@ class Trainer:
         return {"eval/return": self.final_eval_return, "grad/actor_cnn_mean": grad_mean}
 
     def state_dict(self) -> dict[str, Any]:
+        """The loop's own state (the envs' reward normalizers are td3exp/resume.py's to save)."""
         return {
-            "step": self.step, "tail_pending": self.tail_pending, "tapes": [t.state_dict() for t in self.tapes],
-            "episodes": [dataclasses.asdict(e) for e in self.episodes], "last_return": self.last_return,
-            "final_eval_return": self.final_eval_return, "actor_cnn_grad_sum": self._actor_cnn_grad_sum,
-            "actor_updates": self._actor_updates, "reward_normalizers": self.envs.reward_normalizers(),
+            "step": self.step, "evaluation_pending": self.evaluation_pending,
+            "tapes": [t.state_dict() for t in self.tapes], "episodes": [dataclasses.asdict(e) for e in self.episodes],
+            "last_return": self.last_return, "final_eval_return": self.final_eval_return,
+            "actor_cnn_grad_sum": self._actor_cnn_grad_sum, "actor_updates": self._actor_updates,
             "window": self.window.state_dict(), "gate_stop": self.gate_stop,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> str | None:
-        """Continue from ``state``: rebuild each env's episode in progress by replaying its tape. Returns a warning
-        when an env did not come back to the same observation (a non-deterministic simulator): that env starts a
-        new episode then."""
-        self.step, self.tail_pending = state["step"], state["tail_pending"]
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Counters, tapes and the open metric window; td3exp/resume.py then rebuilds the episodes in progress."""
+        self.step, self.evaluation_pending = state["step"], state["evaluation_pending"]
         self.gate_stop = state.get("gate_stop")
         self.last_return, self.final_eval_return = state["last_return"], state["final_eval_return"]
         self._actor_cnn_grad_sum, self._actor_updates = state["actor_cnn_grad_sum"], state["actor_updates"]
@@ -298,13 +331,3 @@ class Trainer:
         for tape, tape_state in zip(self.tapes, state["tapes"], strict=True):
             tape.load_state_dict(tape_state)
         self.episodes = [EpisodeStats(**episode) for episode in state["episodes"]]
-        self.obs = self.envs.replay([(tape.seed, tape.actions) for tape in self.tapes])
-        self.envs.load_reward_normalizers(state["reward_normalizers"])  # the replay stepped them again
-        diverged = [i for i in range(self.n) if not (
-            self.replay.frames_written[i]
-            and np.array_equal(self.replay.frame_of(self.obs[i]), self.replay.newest_frame(i)))]
-        if not diverged:
-            return None
-        self._begin_episodes(diverged)
-        return (f"env(s) {', '.join(map(str, diverged))} did not replay the episode in progress to the same frame; "
-                "they start a new episode")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -150,3 +152,18 @@ def test_act_is_uniform_before_start_steps_and_bounded_after() -> None:
     assert (abs(greedy) <= 1).all() and (agent.act(obs, step=10, eval_mode=True) == greedy).all()
     noisy = agent.act(obs, step=10)
     assert (abs(noisy) <= 1).all() and noisy.dtype.name == "float32"
+
+
+@pytest.mark.parametrize("layout", ["separate", "shared_detached"])
+def test_the_actor_is_judged_by_the_critic_just_updated(layout: str) -> None:
+    """The actor loss is -Q1 of the critic after this update's critic step, encoder and head alike (as SB3 and
+    CleanRL evaluate it), not the features from before the step with the head from after it."""
+    agent = make_agent(f"encoder={layout}", "agent.policy_delay=1", "optim.critic_cnn_lr=1e-2", "clip=none")
+    actor_before = copy.deepcopy(agent.actor)
+    batch = make_batch()
+    m = agent.update(batch, step=0)
+    with torch.no_grad():  # the actor step moves neither the critic's encoder nor its head
+        features = agent.critic.encoder(batch.obs)
+        actions = actor_before.head(features if layout == "shared_detached" else actor_before.encoder(batch.obs))
+        expected = -agent.critic.head.q1_only(features, actions).mean()
+    assert m["loss/actor"].item() == pytest.approx(expected.item(), rel=1e-4)

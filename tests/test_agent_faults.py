@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from td3exp.clipping import clip_modules
+from td3exp.config import ConfigError
 from td3exp.diagnostics import saturation_per_dimension
 
 from .test_agent import flat, make_agent, make_batch
@@ -88,6 +89,41 @@ def test_bf16_update_is_finite_and_close_to_fp32() -> None:
         assert b[key].dtype == torch.float32  # losses and metrics stay fp32
         assert b[key].item() == pytest.approx(a[key].item(), rel=0.05, abs=0.05)
     assert all(p.dtype == torch.float32 for p in bf16.critic.parameters())  # weights stay fp32
+
+
+def test_bf16_keeps_q_values_and_the_td_error_in_fp32() -> None:
+    """A Q of ~150 rounded to bf16 moves in steps of 1.0 (8 significant bits); the Q heads' output layers run in
+    fp32, so bf16 changes the Q values only through the hidden layers, far less than that."""
+    from .test_td3_math import make_agent as make_vector_agent
+    from .test_td3_math import make_batch as make_vector_batch
+
+    batch = make_vector_batch()
+    q, loss = {}, {}
+    for precision in ("fp32", "bf16"):
+        agent = make_vector_agent(f"agent.precision={precision}")  # same weights: seeded before building
+        with torch.no_grad():
+            for head in (agent.critic.head.q1, agent.critic.head.q2):
+                head[-1].bias.fill_(150.0)
+            with agent.autocast:
+                q[precision] = agent.critic(batch.obs, batch.actions)
+        torch.manual_seed(3)  # the same target-smoothing noise
+        loss[precision] = agent.critic_loss(batch.obs, batch.actions, batch.rewards, batch.next_obs,
+                                            batch.terminated)[0]
+    for fp32, bf16 in zip(q["fp32"], q["bf16"], strict=True):
+        assert bf16.dtype == torch.float32 and fp32.abs().min() > 128  # where a bf16 ulp is 1.0
+        assert (bf16 - fp32).abs().max() < 0.05
+    assert loss["bf16"].item() == pytest.approx(loss["fp32"].item(), rel=1e-3)
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_a_one_line_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the CPU these tests run on has AVX512_BF16: it plays a plain AVX2 one here, the laptop CPU the error is for
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True, "avx512_bf16": False, "amx_bf16": False})
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    fix = r"agent\.precision=bf16 .*capability AVX2.*set agent\.precision=fp32"
+    with pytest.raises(ConfigError, match=fix) as error:
+        make_agent("agent.precision=bf16")
+    assert "\n" not in str(error.value)
+    make_agent("agent.precision=fp32")  # fp32 there is fine
 
 
 def test_training_state_round_trip_continues_identically() -> None:

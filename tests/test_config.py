@@ -120,3 +120,42 @@ def test_unknown_group_option_lists_the_available_ones(tmp_path) -> None:
     assert "clip=norm5: no such option; clip is one of" in result.stderr
     for option in ("none", "norm1", "norm10", "norm40"):
         assert option in result.stderr
+
+
+def test_the_schema_declares_types_and_leaves_every_value_to_the_yaml() -> None:
+    """One value per key, in conf/: a default in a schema dataclass would be a second one, silently used when an
+    option leaves its key out.  (CarlaEnvConfig's own keys may keep theirs: conf/env/carla.yaml sets them all.)"""
+    import dataclasses
+    import inspect
+
+    from omegaconf import MISSING
+
+    from hydra_plugins.td3exp_optuna_sweeper import config as sweeper_schema
+    from td3exp import config as schema
+
+    carla_own = {f.name for f in dataclasses.fields(schema.CarlaEnvConfig)} - {
+        f.name for f in dataclasses.fields(schema.EnvConfig)}
+    valued = []
+    for module in (schema, sweeper_schema):
+        for name, kind in inspect.getmembers(module, dataclasses.is_dataclass):
+            if kind.__module__ != module.__name__ or name.startswith("Carla"):
+                continue
+            for f in dataclasses.fields(kind):
+                if f.name != "_target_" and (f.default is not MISSING or f.default_factory is not dataclasses.MISSING):
+                    valued.append(f"{name}.{f.name}")
+    assert not valued, f"defaults in the schema (move the values to conf/): {valued}"
+    assert carla_own  # the exception is real: CarlaEnvConfig has keys of its own
+
+
+@pytest.mark.parametrize("sweeper", sorted(p.stem for p in (REPO / "conf" / "hydra" / "sweeper").glob("*.yaml")))
+def test_every_sweeper_option_sets_every_key(sweeper: str) -> None:
+    from hydra import compose, initialize_config_dir
+
+    import hydra_plugins.td3exp_optuna_sweeper.config  # noqa: F401 (registers the sweeper's schema)
+    from td3exp.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hydra/sweeper={sweeper}"], return_hydra_config=True)
+    values = OmegaConf.to_container(cfg.hydra.sweeper, throw_on_missing=True)
+    assert isinstance(values, dict) and values["n_trials"] > 0

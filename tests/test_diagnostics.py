@@ -88,13 +88,12 @@ def test_unbounded_head_lets_the_actor_loss_see_out_of_bound_actions() -> None:
     obs = torch.randint(0, 256, OBS, dtype=torch.uint8).numpy()
     assert (abs(agent.act(obs, step=10, eval_mode=True)) <= 1).all()  # clipped for the env
     batch = make_batch()
-    x = agent._prep(batch.obs)
     with torch.no_grad():
-        raw = agent.actor(x)
-        critic_features = agent.critic.encoder(x)  # the actor loss reuses the pre-step critic features
+        raw = agent.actor(batch.obs)
     assert raw.min() > 1
     m = agent.update(batch, step=0)
-    with torch.no_grad():  # the Q head as the actor step saw it: after this update's critic step
+    with torch.no_grad():  # the critic as the actor step saw it: after this update's critic step
+        critic_features = agent.critic.encoder(batch.obs)
         expected = -agent.critic.head.q1_only(critic_features, raw).mean()
         clamped = -agent.critic.head.q1_only(critic_features, raw.clamp(-1, 1)).mean()
     assert m["actor/saturation"].item() == 1.0

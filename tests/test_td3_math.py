@@ -41,7 +41,7 @@ def make_batch(seed: int = 1) -> ReplayBatch:
 
 def hand_target(agent: TD3Agent, batch: ReplayBatch, noise: torch.Tensor) -> torch.Tensor:
     """r + gamma * (1 - terminated) * min(Q1', Q2')(s', clamp(pi'(s') + clip(noise, -c, c), -1, 1))."""
-    hp = agent.hp
+    hp = agent.hyperparameters
     with torch.no_grad():
         smoothing = noise.clamp(-hp.noise_clip, hp.noise_clip)
         next_action = (agent.actor_target(batch.next_obs) + smoothing).clamp(-1.0, 1.0)
@@ -52,7 +52,7 @@ def hand_target(agent: TD3Agent, batch: ReplayBatch, noise: torch.Tensor) -> tor
 def agent_target(agent: TD3Agent, batch: ReplayBatch, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The agent's critic loss and the noise it drew (the first draw after seeding, as in ``critic_loss``)."""
     torch.manual_seed(seed)
-    noise = torch.randn_like(batch.actions) * agent.hp.target_noise
+    noise = torch.randn_like(batch.actions) * agent.hyperparameters.target_noise
     torch.manual_seed(seed)
     loss, _, _ = agent.critic_loss(batch.obs, batch.actions, batch.rewards, batch.next_obs, batch.terminated)
     return loss, noise
@@ -99,7 +99,7 @@ def test_target_noise_is_clipped_and_the_target_action_clamped() -> None:
         agent.actor_target.head.net[-1].bias.fill_(2.0)  # tanh(~2) = 0.96: + noise up to 0.5 leaves [-1, 1]
     batch = make_batch()
     loss, noise = agent_target(agent, batch, seed=4)
-    assert noise.abs().max() > 2 * agent.hp.noise_clip  # the drawn noise does need its clip
+    assert noise.abs().max() > 2 * agent.hyperparameters.noise_clip  # the drawn noise does need its clip
     target = hand_target(agent, batch, noise)
     q1, q2 = agent.critic(batch.obs, batch.actions)
     torch.testing.assert_close(loss, ((q1 - target) ** 2).mean() + ((q2 - target) ** 2).mean())
@@ -146,7 +146,7 @@ def test_actor_and_targets_move_only_on_every_policy_delay_update(delay: int) ->
         assert moved == {"actor": actor_step, "actor_target": actor_step, "critic": True,
                          "critic_target": actor_step}, f"update {update}"
         if actor_step:  # Polyak: target <- (1 - tau) target + tau online, with the online weights after the step
-            tau = agent.hp.tau
+            tau = agent.hyperparameters.tau
             for name, online in (("actor_target", "actor"), ("critic_target", "critic")):
                 for old, new, weights in zip(before[name], after[name], after[online], strict=True):
                     torch.testing.assert_close(new, (1 - tau) * old + tau * weights)

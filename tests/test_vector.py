@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from td3exp import build
 from td3exp.config import Config
 from td3exp.envs import make_car_racing
-from td3exp.envs.carla.errors import SimulatorUnavailable
+from td3exp.envs.errors import SimulatorUnavailable
 from td3exp.envs.vector import UNAVAILABLE, ParallelEnvs
 from td3exp.episodes import EpisodeTape
 from td3exp.evaluation import Evaluation

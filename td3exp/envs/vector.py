@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
-from td3exp.envs.carla.errors import SimulatorUnavailable
+from td3exp.envs.errors import SimulatorUnavailable
 from td3exp.envs.wrappers import load_reward_normalizer_state, reward_normalizer_state
 from td3exp.signals import STOP_SIGNALS
 
@@ -224,7 +224,7 @@ class ParallelEnvs:
     def set_mode(self, mode: str) -> None:
         self.vector.set_attr("mode", mode)
 
-    def replay(self, tapes: Sequence[tuple[int, Sequence[np.ndarray]]]) -> np.ndarray:
+    def replay_episode_tapes(self, tapes: Sequence[tuple[int, Sequence[np.ndarray]]]) -> np.ndarray:
         """Replay each env's episode in progress from its (seed, actions); the observations after them."""
         self.vector.set_attr("tape", list(tapes))
         return np.stack(self.vector.call("replay_tape"))

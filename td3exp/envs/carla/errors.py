@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-
-class SimulatorUnavailable(RuntimeError):
-    """No CARLA server answers (at start-up, or after ``env.max_reconnects`` reconnect attempts).
-
-    Its message is one line naming host:port and how to start a server; the entrypoint prints it and exits.
-    """
+from td3exp.envs.errors import SimulatorUnavailable  # noqa: F401 (the generic error, re-exported for the CARLA env)
 
 
 class SimulatorLost(RuntimeError):
