@@ -163,3 +163,14 @@ def test_learning_metric_auto_follows_the_task(tmp_path: Path) -> None:
         status[env] = next(c.status for c in evaluate(run, load_gate(str(gate))).criteria
                            if c.name == "learning_improving")
     assert status == {"carla": "FAIL", "car_racing": "PASS", "gymnasium": "PASS"}
+
+
+def test_a_limit_that_is_neither_a_number_nor_auto_is_a_one_line_error(tmp_path: Path) -> None:
+    from td3exp.report.runs import ReportInputError
+
+    gate = tmp_path / "typo.yaml"
+    gate.write_text("q_abs_max: automatic\n")
+    with pytest.raises(ReportInputError, match="q_abs_max='automatic'; use a number, auto or null"):
+        load_gate(str(gate))
+    gate.write_text("q_abs_max: auto\ncritic_loss_mean_max: 300\n")
+    assert (load_gate(str(gate)).q_abs_max, load_gate(str(gate)).critic_loss_mean_max) == ("auto", 300)

@@ -132,7 +132,7 @@ def not_run_reason(command: Command) -> str | None:
 
 def is_runnable(command: Command) -> bool:
     w = command.words
-    if w[:3] in (["python", "-m", "td3exp"], ["python", "-m", "td3exp.report"]):
+    if w[:3] in (["python", "-m", "td3exp"], ["python", "-m", "td3exp.report"], ["python", "-m", "td3exp.calibrate"]):
         return True
     if w[:2] == ["make", "train"]:
         return all(arg.startswith("ARGS=") for arg in w[2:])
@@ -202,6 +202,8 @@ class Sandbox:
             return self.td3exp(args), {0}
         if words[:3] == ["python", "-m", "td3exp.report"]:
             return words[1:], {0, 1}
+        if words[:3] == ["python", "-m", "td3exp.calibrate"]:
+            return words[1:], {0}
         name = words[2].removeprefix("benchmarks.")
         return ["-m", f"benchmarks.{name}", *BENCHMARK_BUDGETS[name]], {0}
 

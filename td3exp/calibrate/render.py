@@ -40,7 +40,7 @@ def _n(value: float | None, digits: int = 3) -> str:
 
 def _rate(rate: Rate) -> str:
     if rate.value is None:
-        return "n/a (0 runs)"
+        return "n/a (n=0)"
     if rate.low is None:
         return f"{rate.value:.2f}"
     return f"{rate.value:.2f} [{rate.low:.2f}, {rate.high:.2f}]"
