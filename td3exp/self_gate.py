@@ -12,11 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 from td3exp.report.gate import GateConfig, Verdict
 
 VERDICT_CODES = {"GO": 0.0, "HOLD": 1.0, "NO-GO": 2.0}
 STOP_ON = ("nogo", "hold", "never")
+
+
+class MetricSink(Protocol):
+    """What the gate logs to (td3exp.loggers.Logger)."""
+
+    def record(self, step: int, metrics: dict[str, Any]) -> None: ...
+
+    def flush(self) -> dict[str, float]: ...
+
+    def summary(self, values: dict[str, Any]) -> None: ...
 
 
 class GateStopped(Exception):
@@ -65,6 +76,24 @@ class SelfGate:
                                      reps=200)
         self.note(summary_line(step, verdict))
         return verdict, self.metrics(verdict)
+
+    def check(self, step: int, logger: MetricSink, final: bool) -> dict[str, Any] | None:
+        """Judge at this horizon and log it; the stop (step, verdict, reason) when ``stop_on`` ends the run here (a
+        finished run has nothing left to stop)."""
+        verdict, metrics = self.judge(step)
+        logger.record(step, metrics)
+        logger.flush()
+        logger.summary({f"{key}_at_{step}": value for key, value in metrics.items()})
+        if final or not self.stops(verdict):
+            return None
+        return {"step": step, "verdict": verdict.verdict, "reason": self.reason(verdict)}
+
+    def stop_error(self, stop: dict[str, Any], checkpoint: str | None) -> GateStopped | None:
+        """The error that ends a run stopped on ``stop`` (also a resumed one), or None when ``stop_on`` no longer
+        stops on that verdict (the user lets it go on)."""
+        if not self.stops_on(stop["verdict"]):
+            return None
+        return GateStopped(stop["step"], stop["verdict"], stop["reason"], checkpoint or "its checkpoint")
 
     @staticmethod
     def metrics(verdict: Verdict) -> dict[str, float]:

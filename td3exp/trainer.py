@@ -23,7 +23,7 @@ from td3exp.metric_window import MetricWindow
 from td3exp.progress import PhaseClock, format_duration, remaining_seconds, seconds_per_update
 from td3exp.replay import FrameReplay, ReplayBatch
 from td3exp.schedule import Schedule, fires
-from td3exp.self_gate import GateStopped, SelfGate
+from td3exp.self_gate import SelfGate
 from td3exp.signals import Interrupted, StopSignals
 
 
@@ -221,7 +221,8 @@ class Trainer:
         if fires(s.log_every, before, step) or final or horizon is not None:
             self._log(step)  # a horizon's verdict reads the logs flushed up to it
         if horizon is not None:
-            self._judge(step)
+            assert self.self_gate is not None
+            self.gate_stop = self.self_gate.check(step, self.logger, final)
         self.evaluation_pending = False
         saved = final or fires(s.checkpoint_every, before, step) or self.gate_stop is not None
         if saved:
@@ -253,26 +254,16 @@ class Trainer:
         )
         self._rate_since = (time.perf_counter(), self.num_updates)
 
-    def _judge(self, step: int) -> None:
-        """The run's own verdict at this horizon, logged; a verdict ``gate.stop_on`` names stops the run here."""
-        assert self.self_gate is not None
-        verdict, metrics = self.self_gate.judge(step)
-        self.logger.record(step, metrics)
-        self.logger.flush()
-        self.logger.summary({f"{key}_at_{step}": value for key, value in metrics.items()})
-        if self.self_gate.stops(verdict) and step < self.schedule.total_steps:  # a finished run has nothing to stop
-            self.gate_stop = {"step": step, "verdict": verdict.verdict, "reason": self.self_gate.reason(verdict)}
-
     def _stop_on_gate(self) -> None:
-        """Raise GateStopped for the verdict in ``gate_stop`` (its checkpoint is written), unless ``gate.stop_on``
-        no longer stops on it (a resumed run the user lets go on)."""
+        """End the run on the verdict in ``gate_stop`` (its checkpoint is written), unless ``gate.stop_on`` no longer
+        stops on it."""
         assert self.gate_stop is not None
-        stop = self.gate_stop
-        if self.self_gate is None or not self.self_gate.stops_on(stop["verdict"]):
+        error = self.self_gate.stop_error(self.gate_stop, self.last_checkpoint) if self.self_gate else None
+        if error is None:
             self.gate_stop = None
             return
         self._bar.close()
-        raise GateStopped(stop["step"], stop["verdict"], stop["reason"], self.last_checkpoint or "its checkpoint")
+        raise error
 
     def _stop_requested(self) -> bool:
         return self.stop is not None and self.stop.received is not None
