@@ -26,11 +26,11 @@ class Report:
 
 def console_table(verdicts: list[Verdict]) -> str:
     width = max([len(v.run.name) for v in verdicts] + [3])
-    lines = [f"{'run':<{width}}  verdict  score     failing / unknown criteria"]
+    lines = [f"{'run':<{width}}  verdict  failing / unknown criteria"]
     for v in verdicts:
         failing = ", ".join(f"{c.name}={c.value}" + (" (UNKNOWN)" if c.status == "UNKNOWN" else "")
                             for c in v.failing) or "-"
-        lines.append(f"{v.run.name:<{width}}  {v.verdict:<7}  {score_text(v.score):<8}  {failing}")
+        lines.append(f"{v.run.name:<{width}}  {v.verdict:<7}  {failing}")
     return "\n".join(lines)
 
 
