@@ -152,6 +152,9 @@ def run(dict_cfg: DictConfig) -> float:
         try:
             with stop:
                 result = trainer.run()
+                logger.summary({"eval/final_return": result, "trial/state": "COMPLETE"})
+                if reporter is not None:
+                    reporter.finish(trainer.summary())
         except Interrupted as interrupted:
             logger.summary({"trial/state": "INTERRUPTED", "trial/reason": str(interrupted)})
             say(str(interrupted))
@@ -165,15 +168,14 @@ def run(dict_cfg: DictConfig) -> float:
             if outcome is error:
                 raise
             raise outcome from error
-        logger.summary({"eval/final_return": result, "trial/state": "COMPLETE"})
-        if reporter is not None:
-            reporter.finish(trainer.summary())
     finally:
-        if logger is not None:
-            logger.close()
-        envs.close()
+        with StopSignals():  # a stop signal while the run wraps up changes nothing: it is finished (or failed)
+            if logger is not None:
+                logger.close()
+            envs.close()
     if cfg.save_model:
-        save_atomic(agent.state_dict(), run_dir / "model.pt")
+        with StopSignals():
+            save_atomic(agent.state_dict(), run_dir / "model.pt")
     print(
         f"td3exp: final eval/return {result:.2f} after {cfg.total_steps} steps and {trainer.num_updates} updates "
         f"in {trainer.wall_time:.0f} s ({trainer.steps_per_second:.1f} steps/s); run directory {run_dir}"
