@@ -191,7 +191,12 @@ class TD3Agent:
         self, obs: torch.Tensor, critic_features: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """-Q1(s, pi(s)), plus the optional pre-activation penalty; returns (loss, actor features, pre-activation,
-        metrics).  ``critic_features``: the critic encoder's output for ``obs``, without a gradient path."""
+        metrics).
+
+        ``critic_features``: the critic encoder's output for ``obs`` after this update's critic step, without a
+        gradient path.  The actor is judged by the critic just updated, encoder and head alike, as SB3 and CleanRL
+        do; the features from before the critic step would pair the old encoder with the new head, a critic that
+        never existed.  It costs one gradient-free encoder forward per actor step."""
         with self.autocast:
             # a shared, detached encoder gives the actor the critic's features
             features = critic_features if self.shared_encoder else self.actor.encoder(obs)

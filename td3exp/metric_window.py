@@ -1,7 +1,8 @@
 """Update metrics aggregated over one logging window on the device: one point per window instead of one per update.
 
-Per update, the metrics of one layout (critic-only updates, and critic + actor updates every ``policy_delay``) are
-stacked into one vector and folded into that layout's running sum and running maximum of absolute values: a few
+Per update, the metrics are stacked into one vector and folded into the running totals of the updates that reported
+the same set of metric keys (critic-only updates, and critic + actor updates every ``policy_delay``): a running sum
+and a running maximum of absolute values: a few
 kernel launches, no host sync.  ``flush`` turns them into the window's points (issue 12's contract, read by
 ``td3exp.report.windows``): the mean of each update metric under its own tag, the largest absolute value under its
 ``_max`` twin (a NaN anywhere in the window stays NaN in both), the update counts under ``window/updates`` and
@@ -18,7 +19,7 @@ import torch
 from td3exp.metrics import WINDOW_ACTOR_UPDATES, WINDOW_UPDATES, is_update_metric, max_twin
 
 
-class _Layout:
+class _RunningTotals:
     """Running sum and maximum |value| of the updates that reported exactly these update metrics."""
 
     def __init__(self, values: torch.Tensor) -> None:
@@ -36,24 +37,24 @@ class MetricWindow:
     """Collects the metrics ``agent.update`` returns between two flushes."""
 
     def __init__(self) -> None:
-        self._layouts: dict[tuple[str, ...], _Layout] = {}
+        self._totals_by_keys: dict[tuple[str, ...], _RunningTotals] = {}
         self._latest: dict[str, torch.Tensor | float] = {}
         self.updates = 0
         self.actor_updates = 0
 
     def _clear(self) -> None:
-        self._layouts, self._latest = {}, {}
+        self._totals_by_keys, self._latest = {}, {}
         self.updates = self.actor_updates = 0
 
     def add(self, metrics: Mapping[str, torch.Tensor | float]) -> None:
         """Fold in one update's metrics (device tensors; nothing is read back)."""
         keys = tuple(k for k in metrics if is_update_metric(k))
         values = torch.stack([torch.as_tensor(metrics[k]).float().reshape(()) for k in keys])
-        layout = self._layouts.get(keys)
-        if layout is None:
-            self._layouts[keys] = _Layout(values)
+        totals = self._totals_by_keys.get(keys)
+        if totals is None:
+            self._totals_by_keys[keys] = _RunningTotals(values)
         else:
-            layout.add(values)
+            totals.add(values)
         self._latest.update({k: v for k, v in metrics.items() if not is_update_metric(k)})
         self.updates += 1
         self.actor_updates += "loss/actor" in metrics
@@ -65,11 +66,11 @@ class MetricWindow:
         sums: dict[str, list[torch.Tensor]] = {}
         peaks: dict[str, list[torch.Tensor]] = {}
         counts: dict[str, int] = {}
-        for keys, layout in self._layouts.items():
-            for key, total, peak in zip(keys, layout.sums.unbind(), layout.peaks.unbind(), strict=True):
+        for keys, totals in self._totals_by_keys.items():
+            for key, total, peak in zip(keys, totals.sums.unbind(), totals.peaks.unbind(), strict=True):
                 sums.setdefault(key, []).append(total)
                 peaks.setdefault(key, []).append(peak)
-                counts[key] = counts.get(key, 0) + layout.count
+                counts[key] = counts.get(key, 0) + totals.count
         points: dict[str, torch.Tensor | float] = {}
         for key in sums:
             points[key] = torch.stack(sums[key]).sum() / counts[key]
@@ -82,15 +83,16 @@ class MetricWindow:
 
     def state_dict(self) -> dict[str, Any]:
         """The open window (a checkpoint inside a window resumes it, so the resumed run logs the same points)."""
-        return {"layouts": [(keys, layout.sums, layout.peaks, layout.count) for keys, layout in self._layouts.items()],
+        return {"layouts": [(keys, totals.sums, totals.peaks, totals.count)
+                            for keys, totals in self._totals_by_keys.items()],
                 "latest": dict(self._latest), "updates": self.updates, "actor_updates": self.actor_updates}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
         """``device``: where the agent's metrics live (a checkpoint is loaded onto the CPU)."""
-        self._layouts = {}
+        self._totals_by_keys = {}
         for keys, sums, peaks, count in state["layouts"]:
-            layout = _Layout(sums.to(device))
-            layout.peaks, layout.count = peaks.to(device), count
-            self._layouts[tuple(keys)] = layout
+            totals = _RunningTotals(sums.to(device))
+            totals.peaks, totals.count = peaks.to(device), count
+            self._totals_by_keys[tuple(keys)] = totals
         self._latest = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state["latest"].items()}
         self.updates, self.actor_updates = state["updates"], state["actor_updates"]

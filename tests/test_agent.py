@@ -100,10 +100,18 @@ def test_post_clip_norm_is_at_most_max_norm(max_norm: float) -> None:
                                      rel=1e-4)
 
 
-def test_no_clip_reports_equal_pre_and_post_norms() -> None:
-    m = make_agent("clip=none", "agent.policy_delay=1").update(make_batch(), step=0)
-    for k in ("actor", "actor_cnn", "critic", "critic_cnn"):
-        assert m[f"grad/{k}"] == m[f"grad_clipped/{k}"]
+def test_no_clip_leaves_large_gradients_as_they_are_and_reports_their_real_norms() -> None:
+    agent = make_agent("clip=none", "agent.policy_delay=1")
+    m = agent.update(make_batch(reward_scale=1e4), step=0)  # gradients far above any clip norm
+    assert m["grad/critic_cnn"] > 1e3
+    # the gradients the optimizer stepped with (still in .grad) have the norms reported before and after clipping
+    for k, module in agent.actor_modules.items():
+        measured = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
+        assert m[f"grad/{k}"].item() == pytest.approx(measured.item(), rel=1e-5)
+        assert m[f"grad_clipped/{k}"].item() == pytest.approx(measured.item(), rel=1e-5)
+    for k, module in (("critic", agent.critic.head), ("critic_cnn", agent.critic.encoder)):
+        measured = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()]))
+        assert m[f"grad_clipped/{k}"].item() == pytest.approx(measured.item(), rel=1e-5)
 
 
 def test_planted_huge_gradient_raises_a_critical_alert(capsys) -> None:

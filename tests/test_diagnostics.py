@@ -125,10 +125,19 @@ def test_preactivation_penalty_enters_the_actor_gradient() -> None:
     assert b["grad/actor"].item() > a["grad/actor"].item()
 
 
-def test_sgd_option_and_update_ratios() -> None:
-    agent = make_agent("optim.name=sgd", "agent.policy_delay=1")
+def test_sgd_steps_by_lr_times_the_gradient_and_reports_that_update_ratio() -> None:
+    agent = make_agent("optim.name=sgd", "agent.policy_delay=1", "clip=none")
     assert isinstance(agent.actor_optimizer, torch.optim.SGD)
-    assert agent.actor_optimizer.param_groups[0]["momentum"] == 0.9
+    before = torch.cat([p.detach().flatten().clone() for p in agent.critic.head.parameters()])
+    m = agent.update(make_batch(), step=0)
+    step = torch.cat([p.detach().flatten() for p in agent.critic.head.parameters()]) - before
+    # a first SGD step with momentum is -lr * grad (the buffer starts as the gradient)
+    lr = agent.critic_optimizer.param_groups[0]["lr"]
+    assert step.norm().item() == pytest.approx(lr * m["grad_clipped/critic"].item(), rel=1e-4)
+    assert m["update_ratio/critic"].item() == pytest.approx((step.norm() / before.norm()).item(), rel=1e-4)
+
+
+def test_adam_update_ratios_are_about_the_learning_rate() -> None:
     adam = make_agent("agent.policy_delay=1")
     m = adam.update(make_batch(), step=0)
     for module in ("actor", "actor_cnn", "critic", "critic_cnn"):

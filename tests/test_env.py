@@ -71,9 +71,21 @@ def test_clip_normalization_bounds_the_training_reward() -> None:
 
 
 def test_eval_env_is_not_normalized() -> None:
-    cfg = OmegaConf.to_object(compose_config(["reward.normalize=running"]))
+    """Evaluation reports unnormalized returns: its env gives the weighted reward as it is, where the training env
+    under reward.normalize=running scales it by the running return statistics."""
+    cfg = OmegaConf.to_object(compose_config(["reward.normalize=running", "env.max_episode_steps=30"]))
     train_env, eval_env = build.build_env(cfg), build.build_env(cfg, evaluation=True)  # type: ignore[arg-type]
-    assert "NormalizeReward" in str(train_env) and "NormalizeReward" not in str(eval_env)
+    train_env.reset(seed=0)
+    eval_env.reset(seed=0)
+    scaled = []
+    for _ in range(20):
+        action = np.array([0.0, 1.0], np.float32)
+        _, train_reward, *_, train_info = train_env.step(action)
+        _, eval_reward, *_, eval_info = eval_env.step(action)
+        assert eval_info["weighted_reward"] == train_info["weighted_reward"]  # same track, same actions
+        assert eval_reward == eval_info["weighted_reward"]
+        scaled.append(abs(float(train_reward) - train_info["weighted_reward"]) > 1e-6)
+    assert any(scaled)
 
 
 def test_lateral_offset_from_centerline() -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import struct
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from wandb.proto import wandb_internal_pb2
 
 from .conftest import TINY, run_td3exp
 from .test_loggers import read_layout
@@ -30,6 +35,31 @@ def test_each_sweep_job_is_its_own_wandb_run_in_the_sweep_group(tmp_path: Path) 
     assert len(runs) == 2  # wandb.finish() in each job: no merged runs
     sweep_dir = next((tmp_path / "multirun").glob("*/*")).relative_to(tmp_path).as_posix()
     for run, clip in zip(runs, ("clip=none", "clip=norm1"), strict=True):
-        # the offline run file stores the run record (group, job type, name, config) as protobuf strings
-        record = run.read_bytes()
-        assert sweep_dir.encode() in record and b"sweep" in record and clip.encode() in record
+        record, config = run_record(run)
+        assert record.run_group == sweep_dir and record.job_type == "sweep"
+        assert record.display_name.startswith(clip) and config["condition"].startswith(clip)
+
+
+def records(path: Path) -> Iterator[bytes]:
+    """The records of a W&B transaction log (``run-*.wandb``): LevelDB's log format after a 7-byte header, 32 KiB
+    blocks of chunks (crc32 4 bytes, length 2, type 1: full, first, middle or last piece of a record)."""
+    raw, block, pos, pieces = path.read_bytes(), 32 * 1024, 7, b""
+    while pos + 7 <= len(raw):
+        if block - pos % block < 7:  # a block's tail too short for a chunk header is padding
+            pos += block - pos % block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
+        pieces, pos = pieces + raw[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):
+            yield pieces
+            pieces = b""
+
+
+def run_record(path: Path) -> tuple[Any, dict[str, Any]]:
+    """The run's record (group, job type, name) and its config, as W&B stores them offline."""
+    for data in records(path):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(data)
+        if record.WhichOneof("record_type") == "run":
+            return record.run, {item.key: json.loads(item.value_json) for item in record.run.config.update}
+    raise AssertionError(f"no run record in {path}")
