@@ -15,6 +15,8 @@ import math
 import time
 from fractions import Fraction
 
+import gymnasium as gym
+import numpy as np
 import torch
 
 from td3exp.agent import TD3Agent
@@ -96,3 +98,14 @@ def seconds_per_update(agent: TD3Agent, batch: ReplayBatch) -> float:
         if cuda:
             torch.cuda.synchronize(agent.device)
         return (time.perf_counter() - started) / cycle
+
+
+def blank_batch(observation_space: gym.Space, action_space: gym.Space, batch_size: int,
+                device: torch.device) -> ReplayBatch:
+    """A batch of zeros shaped as the replay samples them: enough to time an update."""
+    assert observation_space.shape is not None and action_space.shape is not None
+    dtype = torch.from_numpy(np.zeros(0, observation_space.dtype)).dtype
+    obs = torch.zeros((batch_size, *observation_space.shape), dtype=dtype, device=device)
+    column = torch.zeros((batch_size, 1), device=device)
+    actions = torch.zeros((batch_size, *action_space.shape), device=device)
+    return ReplayBatch(obs, actions, column, obs.clone(), column)

@@ -20,8 +20,8 @@ from td3exp.episodes import EpisodeStats, EpisodeTape
 from td3exp.evaluation import Evaluation
 from td3exp.loggers import Logger
 from td3exp.metric_window import MetricWindow
-from td3exp.progress import PhaseClock, format_duration, remaining_seconds, seconds_per_update
-from td3exp.replay import FrameReplay, ReplayBatch
+from td3exp.progress import PhaseClock, blank_batch, format_duration, remaining_seconds, seconds_per_update
+from td3exp.replay import FrameReplay
 from td3exp.schedule import Schedule, fires
 from td3exp.self_gate import SelfGate
 from td3exp.signals import Interrupted, StopSignals
@@ -115,17 +115,9 @@ class Trainer:
         self._clock = PhaseClock(self.step, self.learning_starts)
         self._update_seconds = float("nan")
         if self.show_progress and self.step < self.learning_starts:
-            self._update_seconds = seconds_per_update(self.agent, self._blank_batch())
-
-    def _blank_batch(self) -> ReplayBatch:
-        """A batch of zeros shaped as the replay samples them: enough to time an update."""
-        obs_space, action_space = self.envs.single_observation_space, self.envs.single_action_space
-        assert obs_space.shape is not None and action_space.shape is not None
-        b, device = self.replay.batch_size, self.agent.device
-        obs = torch.zeros((b, *obs_space.shape), dtype=torch.from_numpy(np.zeros(0, obs_space.dtype)).dtype,
-                          device=device)
-        column = torch.zeros((b, 1), device=device)
-        return ReplayBatch(obs, torch.zeros((b, *action_space.shape), device=device), column, obs.clone(), column)
+            batch = blank_batch(self.envs.single_observation_space, self.envs.single_action_space,
+                                self.replay.batch_size, self.agent.device)
+            self._update_seconds = seconds_per_update(self.agent, batch)
 
     def _eta(self) -> str:
         return format_duration(remaining_seconds(
@@ -255,8 +247,7 @@ class Trainer:
         self._rate_since = (time.perf_counter(), self.num_updates)
 
     def _stop_on_gate(self) -> None:
-        """End the run on the verdict in ``gate_stop`` (its checkpoint is written), unless ``gate.stop_on`` no longer
-        stops on it."""
+        """End the run on the verdict in ``gate_stop`` (checkpoint written), unless the gate no longer stops on it."""
         assert self.gate_stop is not None
         error = self.self_gate.stop_error(self.gate_stop, self.last_checkpoint) if self.self_gate else None
         if error is None:
