@@ -13,11 +13,13 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from fractions import Fraction
 
 import gymnasium as gym
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from td3exp.agent import TD3Agent
 from td3exp.replay import ReplayBatch
@@ -109,3 +111,38 @@ def blank_batch(observation_space: gym.Space, action_space: gym.Space, batch_siz
     column = torch.zeros((batch_size, 1), device=device)
     actions = torch.zeros((batch_size, *action_space.shape), device=device)
     return ReplayBatch(obs, actions, column, obs.clone(), column)
+
+
+class RunProgress:
+    """tqdm's bar with this module's estimate of the time left instead of tqdm's, the update rate, the last return
+    and the alert counts.  ``time_update`` prices the learning phase before it starts (called once, only when the bar
+    is shown and learning has not started)."""
+
+    def __init__(self, total_steps: int, step: int, learning_starts: int, updates_per_step: Fraction,
+                 num_updates: int, show: bool, time_update: Callable[[], float]) -> None:
+        self.bar = tqdm(total=total_steps, initial=step, unit="step", mininterval=1.0, disable=not show,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]")
+        self.total_steps, self.learning_starts, self.updates_per_step = total_steps, learning_starts, updates_per_step
+        self.clock = PhaseClock(step, learning_starts)
+        self.update_seconds = time_update() if show and step < learning_starts else float("nan")
+        self._rate_since = (time.perf_counter(), num_updates)
+
+    def advance(self, step: int, steps: int) -> None:
+        self.clock.observe(step)
+        self.bar.update(steps)
+
+    def eta(self, step: int) -> str:
+        return format_duration(remaining_seconds(
+            step, self.total_steps, self.learning_starts, self.updates_per_step,
+            self.clock.warmup_steps_per_second(step), self.update_seconds, self.clock.learning_steps_per_second(step)))
+
+    def show(self, step: int, num_updates: int, last_return: float, latest: dict[str, float]) -> None:
+        started, updates = self._rate_since
+        elapsed = time.perf_counter() - started
+        self.bar.set_postfix(eta=self.eta(step), upd_s=f"{(num_updates - updates) / max(elapsed, 1e-9):.2f}",
+                             ret=f"{last_return:.1f}", warn=int(latest.get("alerts/warning", 0)),
+                             crit=int(latest.get("alerts/critical", 0)), refresh=False)
+        self._rate_since = (time.perf_counter(), num_updates)
+
+    def close(self) -> None:
+        self.bar.close()

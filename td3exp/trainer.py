@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import gymnasium as gym
@@ -20,7 +21,7 @@ from td3exp.episodes import EpisodeStats, EpisodeTape
 from td3exp.evaluation import Evaluation
 from td3exp.loggers import Logger
 from td3exp.metric_window import MetricWindow
-from td3exp.progress import PhaseClock, blank_batch, format_duration, remaining_seconds, seconds_per_update
+from td3exp.progress import RunProgress, blank_batch, seconds_per_update
 from td3exp.replay import FrameReplay
 from td3exp.schedule import Schedule, fires
 from td3exp.self_gate import SelfGate
@@ -90,7 +91,7 @@ class Trainer:
             assert shape is not None
             self.obs = np.zeros((self.n, *shape), dtype=self.envs.single_observation_space.dtype)
             self.start_episodes(list(range(self.n)))
-        self._start_progress_bar()
+        self._start_progress()
         if self.gate_stop is not None:  # resumed after a stop on its own verdict: stop again unless told otherwise
             self._stop_on_gate()
         if self.evaluation_pending:  # resumed from a checkpoint taken during this step's evaluation
@@ -99,31 +100,21 @@ class Trainer:
             self._collect()
             self.evaluation_pending = True
             self._evaluate_log_checkpoint(self.step)
-            self._clock.observe(self.step)
-            self._bar.update(self.n)
+            self._bar.advance(self.step, self.n)
         self._bar.close()
         self.wall_time = time.perf_counter() - started
         self.steps_per_second = (self.step - first_step) / max(self.wall_time, 1e-9)
         return self.final_eval_return
 
-    def _start_progress_bar(self) -> None:
-        """tqdm's bar with this module's estimate of the time left (td3exp/progress.py) instead of tqdm's."""
-        self._bar = tqdm(total=self.schedule.total_steps, initial=self.step, unit="step", mininterval=1.0,
-                         disable=not self.show_progress,
-                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]")
-        self._rate_since = (time.perf_counter(), self.num_updates)
-        self._clock = PhaseClock(self.step, self.learning_starts)
-        self._update_seconds = float("nan")
-        if self.show_progress and self.step < self.learning_starts:
-            batch = blank_batch(self.envs.single_observation_space, self.envs.single_action_space,
-                                self.replay.batch_size, self.agent.device)
-            self._update_seconds = seconds_per_update(self.agent, batch)
+    def _start_progress(self) -> None:
+        def time_update() -> float:  # one update on a throwaway copy of the agent (td3exp/progress.py)
+            return seconds_per_update(self.agent, blank_batch(
+                self.envs.single_observation_space, self.envs.single_action_space, self.replay.batch_size,
+                self.agent.device))
 
-    def _eta(self) -> str:
-        return format_duration(remaining_seconds(
-            self.step, self.schedule.total_steps, self.learning_starts, self.schedule.updates_per_step,
-            self._clock.warmup_steps_per_second(self.step), self._update_seconds,
-            self._clock.learning_steps_per_second(self.step)))
+        self._bar = RunProgress(self.schedule.total_steps, self.step, self.learning_starts,
+                                Fraction(self.schedule.updates_per_step), self.num_updates, self.show_progress,
+                                time_update)
 
     def start_episodes(self, envs: list[int]) -> None:
         """Reset these envs with the next seeds of their tapes; store each first frame in its replay stream."""
@@ -234,17 +225,7 @@ class Trainer:
             tqdm.write(message)
         if self.on_log is not None:
             self.on_log(step, latest)
-        started, updates = self._rate_since
-        elapsed = time.perf_counter() - started
-        self._bar.set_postfix(
-            eta=self._eta(),
-            upd_s=f"{(self.num_updates - updates) / max(elapsed, 1e-9):.2f}",
-            ret=f"{self.last_return:.1f}",
-            warn=int(latest.get("alerts/warning", 0)),
-            crit=int(latest.get("alerts/critical", 0)),
-            refresh=False,
-        )
-        self._rate_since = (time.perf_counter(), self.num_updates)
+        self._bar.show(step, self.num_updates, self.last_return, latest)
 
     def _stop_on_gate(self) -> None:
         """End the run on the verdict in ``gate_stop`` (checkpoint written), unless the gate no longer stops on it."""
