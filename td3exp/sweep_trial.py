@@ -8,6 +8,7 @@ override would write a database password into ``.hydra/``, the W&B config and th
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,23 @@ def open_storage(url: str) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url))
-    return optuna.storages.RDBStorage(url)
+    return _rdb_storage(url)
+
+
+def _rdb_storage(url: str, attempts: int = 5) -> Any:
+    """RDBStorage, retried while sweepers started together create the schema of a fresh database: PostgreSQL's
+    ``CREATE TYPE`` / ``CREATE TABLE`` race and the loser fails with a duplicate; the next try finds the schema."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError) as error:
+            if attempt == attempts or "already exists" not in str(error):
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
 
 
 def redact(url: str) -> str:

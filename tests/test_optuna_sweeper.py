@@ -144,3 +144,31 @@ def test_two_sweepers_in_separate_processes_share_a_postgresql_study(tmp_path: P
         assert len({t.number for t in trials}) == 4 and all(t.intermediate_values for t in trials)
     finally:
         optuna.delete_study(study_name=study_name, storage=POSTGRES_URL)
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs TD3EXP_POSTGRES_URL: `bash tests/postgres_setup.sh` (root) "
+                    "starts Debian's PostgreSQL on loopback and prints it; .ci/run does this")
+def test_sweepers_started_together_on_a_fresh_database_all_open_the_storage() -> None:
+    """Regression (CI, 2026-12-03): two sweepers on an empty PostgreSQL database raced on Optuna's schema and one died
+    with a duplicate ``CREATE TYPE studydirection``.  A fresh schema stands for the fresh database; four processes."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"race_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    opener = f"from td3exp.sweep_trial import open_storage; open_storage({url!r}); print('opened')"
+    try:
+        workers = [subprocess.Popen([sys.executable, "-c", opener], cwd=REPO, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+        outputs = [w.communicate(timeout=120)[0] for w in workers]
+        assert [w.returncode for w in workers] == [0] * 4, "\n".join(o[-1500:] for o in outputs)
+        with engine.connect() as connection:  # the schema landed where the URL pointed, once
+            tables = connection.execute(text("SELECT count(*) FROM information_schema.tables "
+                                             "WHERE table_schema = :s AND table_name = 'studies'"), {"s": schema})
+            assert tables.scalar() == 1
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
