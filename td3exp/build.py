@@ -19,7 +19,7 @@ from td3exp.envs import make_car_racing, make_gymnasium_task
 from td3exp.envs.vector import ParallelEnvs
 from td3exp.loggers import Logger, WandbMode
 from td3exp.measured_step import MeasuredStep
-from td3exp.monitor import GradientMonitor, Thresholds
+from td3exp.monitor import PIXEL_SATURATION_HINT, STATE_SATURATION_HINT, GradientMonitor, Thresholds
 from td3exp.networks import Actor, ActorHead, Critic, Encoder, NatureCNN, TwinQHead, VectorInput, to_device
 from td3exp.replay import FrameReplay
 from td3exp.rewards import RewardWeights
@@ -119,7 +119,8 @@ def build_agent(
     m = cfg.monitor
     thresholds = {k: Thresholds(v.warning, v.critical) for k, v in m.thresholds.items()}
     saturation = Thresholds(m.saturation.warning, m.saturation.critical)
-    monitor = GradientMonitor(thresholds, m.max_consecutive_nonfinite, device, saturation)
+    hint = PIXEL_SATURATION_HINT if cnn else STATE_SATURATION_HINT
+    monitor = GradientMonitor(thresholds, m.max_consecutive_nonfinite, device, saturation, hint)
     c = cfg.clip
     actor_clip = AutoClip(c.auto_percentile, c.auto_history, device) if c.auto_percentile is not None else c.max_norm
     # measured modules: under a shared encoder the actor has no CNN of its own, under encoder=mlp nobody has one

@@ -21,15 +21,22 @@ class Thresholds:
     critical: float
 
 
+PIXEL_SATURATION_HINT = "a dead policy; check encoder.pixel_scale, encoder.trunk_norm or agent.preactivation_penalty"
+# healthy TD3 actors on MuJoCo state tasks often sit at their bounds (bang-bang control) while they learn
+STATE_SATURATION_HINT = ("bang-bang control, which healthy state-task actors often learn; a dead policy only if "
+                         "eval/return stalls (agent.preactivation_penalty keeps actions off the bounds)")
+
+
 class GradientMonitor:
     """Counts threshold crossings of pre-clip gradient norms and non-finite updates."""
 
     def __init__(
         self, thresholds: dict[str, Thresholds], max_consecutive_nonfinite: int, device: torch.device,
-        saturation: Thresholds | None = None,
+        saturation: Thresholds | None = None, saturation_hint: str = PIXEL_SATURATION_HINT,
     ):
         self.thresholds = thresholds
         self.saturation = saturation or Thresholds(0.5, 0.95)
+        self.saturation_hint = saturation_hint  # what to check: depends on what the actor sees
         self.saturation_counts = torch.zeros(2, dtype=torch.long, device=device)  # warning, critical
         self.max_consecutive_nonfinite = max_consecutive_nonfinite
         names = list(thresholds)
@@ -104,7 +111,7 @@ class GradientMonitor:
         if saturated > self._saturated_reported:
             messages.append(
                 f"step {step}: actor saturated (> {self.saturation.critical:.0%} of outputs) in {saturated} updates: "
-                "a dead policy; check encoder.pixel_scale, encoder.trunk_norm or agent.preactivation_penalty"
+                + self.saturation_hint
             )
         self._saturated_reported = saturated
         if critical > self._reported[1]:

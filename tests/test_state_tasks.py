@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from td3exp import build
 from td3exp.envs import make_gymnasium_task
 from td3exp.metrics import CONTRACT, WINDOW_CONTRACT
 from td3exp.replay import FrameReplay
@@ -17,7 +19,7 @@ from td3exp.report.criteria import evaluate
 from td3exp.report.gate import load_gate
 from td3exp.report.runs import load_run
 
-from .conftest import read_scalars, run_td3exp
+from .conftest import compose_config, read_scalars, run_td3exp
 
 TINY_STATE = ["env=gymnasium", "env.id=Pendulum-v1", "agent=fujimoto", "total_steps=300", "agent.start_steps=100",
               "agent.batch_size=32", "agent.buffer_size=1000", "eval.every=150", "eval.episodes=1",
@@ -95,6 +97,15 @@ def test_state_task_mistakes_exit_2_in_one_line(tmp_path: Path, overrides: list[
 def test_pixel_env_with_the_vector_encoder_exits_2(tmp_path: Path) -> None:
     result = run_td3exp(["encoder=mlp", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     assert result.returncode == 2 and "encoder=mlp needs a state-vector observation" in result.stderr
+
+
+def test_saturation_alerts_on_a_state_task_do_not_point_at_pixel_settings() -> None:
+    """Healthy MuJoCo actors sit at their bounds while they learn (bang-bang): the alert says so, not "pixel_scale"."""
+    cfg = OmegaConf.to_object(compose_config(["env=gymnasium", "env.id=Pendulum-v1"]))
+    monitor = build.build_agent(cfg, (3,), 1, torch.device("cpu")).monitor  # type: ignore[arg-type]
+    monitor.observe_saturation(torch.tensor(1.0))
+    (message,) = monitor.report(step=10)
+    assert "bang-bang" in message and "eval/return" in message and "pixel_scale" not in message
 
 
 @pytest.fixture(scope="module")

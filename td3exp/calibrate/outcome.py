@@ -9,11 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
 from td3exp.report.criteria import actor_loss_growth, nonfinite_items
-from td3exp.report.runs import ReportInputError, Run
+from td3exp.report.runs import ReportInputError, Run, load_named_yaml
 from td3exp.report.windows import peak, windows
 
 OUTCOMES_DIR = Path(__file__).resolve().parents[2] / "conf" / "outcome"
@@ -46,19 +43,8 @@ class LoadedOutcome:
 
 
 def load_outcome(name_or_path: str) -> LoadedOutcome:
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = OUTCOMES_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        available = ", ".join(sorted(p.stem for p in OUTCOMES_DIR.glob("*.yaml")))
-        raise ReportInputError(f"outcome {name_or_path!r} not found; available: {available}, or a path to a YAML file")
-    text = path.read_text()
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(OutcomeConfig), OmegaConf.create(text))
-        config: OutcomeConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except (OmegaConfBaseException, ValueError) as error:
-        reason = str(error).splitlines()[0]
-        raise ReportInputError(f"outcome {path}: {reason}; see conf/outcome/failure.yaml for the keys") from error
+    config, path, text = load_named_yaml("outcome", name_or_path, OUTCOMES_DIR, OutcomeConfig,
+                                         "conf/outcome/failure.yaml")
     if not (config.nonfinite or any(v is not None for v in (config.q_abs_max, config.actor_loss_max_growth,
                                                              config.final_return_min))):
         raise ReportInputError(f"outcome {path}: every condition is disabled; enable at least one")

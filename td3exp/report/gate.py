@@ -12,10 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-from td3exp.report.runs import ReportInputError, Run
+from td3exp.report.runs import ReportInputError, Run, load_named_yaml
 
 GATES_DIR = Path(__file__).resolve().parents[2] / "conf" / "gate"
 AUTO = "auto"
@@ -106,18 +103,8 @@ EXPLAIN = {
 
 def load_gate(name_or_path: str) -> GateConfig:
     """A gate from conf/gate/NAME.yaml or a YAML file; ReportInputError (one line) when missing or malformed."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = GATES_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        available = ", ".join(sorted(p.stem for p in GATES_DIR.glob("*.yaml")))
-        raise ReportInputError(f"gate {name_or_path!r} not found; available: {available}, or a path to a YAML file")
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(GateConfig), OmegaConf.load(path))
-    except OmegaConfBaseException as error:
-        reason = str(error).splitlines()[0]
-        raise ReportInputError(f"gate {path}: {reason}; see conf/gate/strict.yaml for the keys and types") from error
-    gate: GateConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    gate: GateConfig
+    gate, path, _ = load_named_yaml("gate", name_or_path, GATES_DIR, GateConfig, "conf/gate/strict.yaml")
     for key in ("q_abs_max", "critic_loss_mean_max"):
         value = getattr(gate, key)
         if not (value is None or value == AUTO or (isinstance(value, int | float) and not isinstance(value, bool))):

@@ -23,6 +23,28 @@ class ReportInputError(ValueError):
     """Input the report cannot use; printed as one line."""
 
 
+def load_named_yaml(kind: str, name_or_path: str, directory: Path, schema: type,
+                    keys_from: str) -> tuple[Any, Path, str]:
+    """A config file named as ``directory/NAME.yaml`` or given as a path, merged onto its dataclass ``schema``: the
+    object, its path and its text.  Missing or malformed files are a ReportInputError naming ``keys_from``."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = directory / f"{name_or_path}.yaml"
+    if not path.is_file():
+        available = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
+        raise ReportInputError(f"{kind} {name_or_path!r} not found; available: {available}, or a path to a YAML file")
+    text = path.read_text()
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.create(text))
+        return OmegaConf.to_object(merged), path, text
+    except (OmegaConfBaseException, ValueError) as error:
+        reason = str(error).splitlines()[0]
+        raise ReportInputError(f"{kind} {path}: {reason}; see {keys_from} for the keys and types") from error
+
+
 @dataclass
 class Series:
     steps: np.ndarray
