@@ -9,9 +9,17 @@ critic+actor updates weigh alike), all with one torch thread:
   sb3                 - SB3 TD3 MlpPolicy with the same hyperparameters: TD3.train(1) (sample + update)
   rest of a step      - what a training step adds besides the update on the real task: act_batch, env step,
                         replay add (td3exp's, timed on its own)
+  td3exp bf16         - the same update under agent.precision=bf16 (only on a CPU with native bf16)
 Prints `key: value` lines: update_ratio_vs_sb3_mlp (SB3's time over td3exp's), monitoring_cost_update_mlp (share of
 the update), monitoring_cost_loop_mlp (the monitoring time over a whole training step: update + the rest).  Ratios,
 not promises: compare only numbers measured in one run.
+
+The fp32 ceiling: an update's FLOPs (torch's FLOP counter, averaged over a critic-only and a critic+actor update)
+over the rate one thread reaches on the update's largest matmul (batch x 256 @ 256 x 256) is a floor no fp32
+implementation of this update beats on this core (its smaller matmuls run slower than that rate).
+``update_floor_ms_fp32`` is that floor; ``step_ratio_ceiling_vs_sb3`` the steps/s ratio over SB3 a training step
+with an update could reach if td3exp's update took only its floor (SB3's update and the rest of the step as measured):
+random warm-up steps without an update pull a whole run's ratio further toward 1.
 
 Run:  python -m benchmarks.mlp_update [--env Hopper-v5] [--device cpu] [--rounds 5] [--updates 40] [--quick]
 """
@@ -62,6 +70,35 @@ def sb3_step(env_id: str, cfg, fill: int, device: torch.device) -> Step:  # type
     return lambda: model.train(gradient_steps=1, batch_size=a.batch_size)
 
 
+def update_flops(step: Step) -> float:
+    """FLOPs of one update: the mean of a critic-only and a critic+actor update (the policy delay is 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+        step()
+    return counter.get_total_flops() / 2
+
+
+def matmul_flops_per_s(batch: int, width: int, device: torch.device, seconds: float = 1.0) -> float:
+    """FLOP/s of the update's largest matmul shape (batch x width @ width x width) on this thread."""
+    import time
+
+    a, b = torch.randn(batch, width, device=device), torch.randn(width, width, device=device)
+    out, sync = torch.empty(batch, width, device=device), synchronizer(device)
+    for _ in range(20):  # warm-up
+        torch.mm(a, b, out=out)
+    sync()
+    repeats, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(50):
+            torch.mm(a, b, out=out)
+        sync()
+        repeats += 50
+    return 2 * batch * width * width * repeats / (time.perf_counter() - started)
+
+
 def rest_of_step(env_id: str, cfg, steps: int, device: torch.device) -> float:  # type: ignore[no-untyped-def]
     """Seconds per training step spent outside the update: act, env step, replay add (the real task)."""
     import time
@@ -102,11 +139,15 @@ def main() -> None:
     device = resolve_device(args.device)
     probe = gym.make(args.env)
     obs_dim, action_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+    unmonitored = td3exp_step(cfg, obs_dim, action_dim, False, args.fill, device)
     variants = {
         "td3exp": td3exp_step(cfg, obs_dim, action_dim, True, args.fill, device),
-        "td3exp unmonitored": td3exp_step(cfg, obs_dim, action_dim, False, args.fill, device),
+        "td3exp unmonitored": unmonitored,
         "sb3": sb3_step(args.env, cfg, args.fill, device),
     }
+    if device.type == "cpu" and any(torch.cpu.get_capabilities().get(f) for f in build.NATIVE_BF16):
+        bf16 = td3exp_setup.compose_or_exit([*overrides, "agent.precision=bf16"])
+        variants["td3exp bf16"] = td3exp_step(bf16, obs_dim, action_dim, True, args.fill, device)
     updates = args.updates + args.updates % 2
     seconds = interleaved_medians(variants, updates, args.rounds, 4, synchronizer(device))
     rest = rest_of_step(args.env, cfg, 20 * updates, device)
@@ -121,6 +162,15 @@ def main() -> None:
     print_value("update_ratio_vs_sb3_mlp", seconds["sb3"] / seconds["td3exp"])
     print_value("monitoring_cost_update_mlp", monitoring / seconds["td3exp"])
     print_value("monitoring_cost_loop_mlp", monitoring / (seconds["td3exp"] + rest))
+    if "td3exp bf16" in seconds:
+        print_value("update_ratio_vs_sb3_mlp_bf16", seconds["sb3"] / seconds["td3exp bf16"])
+    flops = update_flops(unmonitored)
+    rate = matmul_flops_per_s(cfg.agent.batch_size, max(cfg.agent.hidden_dims), device)
+    floor = flops / rate
+    print(f"update: {flops / 1e6:.0f} MFLOP, td3exp at {flops / seconds['td3exp'] / 1e9:.1f} GFLOP/s, SB3 at "
+          f"{flops / seconds['sb3'] / 1e9:.1f} GFLOP/s; largest matmul shape at {rate / 1e9:.1f} GFLOP/s")
+    print_value("update_floor_ms_fp32", 1000 * floor)
+    print_value("step_ratio_ceiling_vs_sb3", (seconds["sb3"] + rest) / (floor + rest))
 
 
 if __name__ == "__main__":
