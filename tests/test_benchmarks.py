@@ -99,3 +99,9 @@ def test_mlp_update_benchmark_prices_monitoring_on_the_update_and_on_the_whole_s
     # the same monitoring time over a longer step (update + act, env step, replay add): a smaller share
     assert abs(loop) < abs(update) or update == loop == 0
     assert "cpu capability:" in result.stdout
+    # the fp32 floor is below every measured fp32 update: it counts only the FLOPs, at the best matmul rate
+    floor_ms = number(values, "update_floor_ms_fp32")
+    timed = [float(m[1]) for m in re.finditer(r"^(?:td3exp|td3exp unmonitored|sb3) +([\d.]+) ms/update$",
+                                              result.stdout, re.M)]
+    assert len(timed) == 3 and 0 < floor_ms < min(timed)
+    assert number(values, "step_ratio_ceiling_vs_sb3") > 1
