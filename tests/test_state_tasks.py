@@ -15,6 +15,7 @@ from td3exp import build
 from td3exp.envs import make_gymnasium_task
 from td3exp.metrics import CONTRACT, WINDOW_CONTRACT
 from td3exp.replay import FrameReplay
+from td3exp.report.aggregate import summarize
 from td3exp.report.criteria import evaluate
 from td3exp.report.gate import load_gate
 from td3exp.report.runs import load_run
@@ -131,6 +132,8 @@ def test_the_gate_skips_the_actor_cnn_criteria_of_a_run_without_a_cnn(state_run:
     for name in ("actor_cnn_grad_mean", "actor_cnn_alive", "actor_cnn_update_ratio"):
         assert status[name] == ("SKIPPED", "no actor CNN under encoder.layout=mlp")
     assert status["q_abs_max"][0] == "PASS"
+    # the statistics table has no row for a metric no run has
+    assert [m.metric for m in summarize([load_run(state_run)], reps=10)] == ["final eval/return"]
 
 
 def test_td3_learns_pendulum_within_the_budget(tmp_path: Path) -> None:

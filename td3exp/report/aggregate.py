@@ -90,6 +90,8 @@ def summarize(runs: list[Run], reps: int = 5000) -> list[MetricSummary]:
     for label, group in group_by_config(runs).items():
         for metric, extract in METRICS.items():
             values = [extract(r) for r in group]
+            if all(v is None for v in values):
+                continue  # no run has it (no actor CNN under encoder=mlp or a shared encoder): nothing to summarize
             finite = np.array([v for v in values if v is not None and np.isfinite(v)])
             flags = []
             if len(finite) < MIN_RUNS:
