@@ -85,6 +85,9 @@ def test_a_failure_the_gate_misses_is_a_false_negative(runs: Path, capsys: pytes
     assert gate["loco_conditions"] == "2"  # without clip=norm1 (every success) no success is left: not usable
     missed = next(r for r in csv.DictReader((out / "runs.csv").open()) if "clip=auto" in r["run"])
     assert (missed["failed"], missed["verdict"], missed["stopped"]) == ("1", "GO", "0")
+    assert missed["failing"] == "" and "non-finite" in missed["why_failed"]  # why it failed, what the gate saw
+    caught = next(r for r in csv.DictReader((out / "runs.csv").open()) if "clip=none" in r["run"])
+    assert caught["verdict"] == "NO-GO" and caught["failing"].startswith("q_abs_max")
     report = (out / "calibration.md").read_text()
     assert "## Horizon 2,000 steps" in report and "Horizon 3,000" not in report  # no run is longer than 3,000
     assert (out / "calibration.html").is_file() and "no run is longer than it" in report

@@ -38,13 +38,14 @@ def run(args: argparse.Namespace, command: str) -> None:
     names = unique_names(runs)
     labelled = [(r, n, outcome(r, loaded.config)) for r, n in zip(runs, names, strict=True)]
     notes += [f"`{n}`: outcome undecided ({'; '.join(o.reasons)})" for _, n, o in labelled if o.failed is None]
-    decided = [(r, n, bool(o.failed)) for r, n, o in labelled if o.failed is not None]
+    decided = [(r, n, o) for r, n, o in labelled if o.failed is not None]
     if not decided:
         raise ReportInputError(f"no run has a decided outcome under {loaded.path} (e.g. {notes[-1]})")
     summaries: list[Summary] = []
     judged: list[Judged] = []
     for h in hs:
-        at_h = judge([r for r, _, _ in decided], [n for _, n, _ in decided], [f for _, _, f in decided], gate, h)
+        at_h = judge([r for r, _, _ in decided], [n for _, n, _ in decided], [bool(o.failed) for _, _, o in decided],
+                     gate, h, ["; ".join(o.reasons) for _, _, o in decided])
         if not at_h:
             notes.append(f"horizon {h:,}: no run is longer than it")
         judged += at_h

@@ -26,6 +26,8 @@ class Judged:
     score: float | None  # the gate's score on that cut
     pruned: bool  # early return: the median rule would stop the run at the horizon
     margin: float | None  # median of the others' eval/return at that step - this run's best so far (None: no rule)
+    failing: str = ""  # the gate's failing criteria at the horizon, with their values
+    why_failed: str = ""  # the outcome conditions that held over the whole run
 
     @property
     def stopped(self) -> bool:  # the gate stops a run on NO-GO only (HOLD: not cleared, not stopped)
@@ -59,7 +61,8 @@ def median_rule(run: Run, others: list[Run], horizon: int) -> float | None:
     return float(np.median(at_step)) - best
 
 
-def judge(runs: list[Run], names: list[str], failed: list[bool], gate: GateConfig, horizon: int) -> list[Judged]:
+def judge(runs: list[Run], names: list[str], failed: list[bool], gate: GateConfig, horizon: int,
+          why_failed: list[str] | None = None) -> list[Judged]:
     """Runs longer than the horizon (a run that ended by then cannot be stopped there), judged at the horizon."""
     out = []
     for i, run in enumerate(runs):
@@ -67,8 +70,9 @@ def judge(runs: list[Run], names: list[str], failed: list[bool], gate: GateConfi
             continue
         verdict = evaluate(until(run, horizon), gate)
         margin = median_rule(run, runs[:i] + runs[i + 1:], horizon)
+        failing = "; ".join(f"{c.name} {c.value}" for c in verdict.failing)
         out.append(Judged(run, names[i], horizon, failed[i], verdict.verdict, verdict.score,
-                          margin is not None and margin > 0, margin))
+                          margin is not None and margin > 0, margin, failing, why_failed[i] if why_failed else ""))
     return out
 
 

@@ -92,9 +92,10 @@ def markdown(summaries: list[Summary], judged: list[Judged], gate: GateConfig, o
                           _rate(s.specificity), _rate(s.ppv), _rate(s.npv), _n(s.compute_saved),
                           _n(s.successes_lost), _auc(s), _loco(s)] for s in rows]), ""]
     out += ["## Runs", "", *_table(
-        ["horizon", "run", "steps", "outcome", "verdict at h", "score at h", "early return"],
-        [[f"{j.horizon:,}", f"`{j.name}`", f"{j.run.last_step:,}", "failure" if j.failed else "success", j.verdict,
-          _n(j.score), "prune" if j.pruned else ("-" if j.margin is None else "keep")] for j in judged])]
+        ["horizon", "run", "steps", "outcome (why)", "verdict at h", "score at h", "failing at h", "early return"],
+        [[f"{j.horizon:,}", f"`{j.name}`", f"{j.run.last_step:,}",
+          f"failure ({j.why_failed})" if j.failed else "success", j.verdict, _n(j.score), j.failing or "-",
+          "prune" if j.pruned else ("-" if j.margin is None else "keep")] for j in judged])]
     return "\n".join(out) + "\n"
 
 
@@ -119,8 +120,8 @@ def write_all(out: Path, text: str, summaries: list[Summary], judged: list[Judge
     with paths[3].open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["horizon", "run", "condition", "seed", "steps", "failed", "verdict", "score", "stopped",
-                         "early_return_pruned", "early_return_margin"])
+                         "early_return_pruned", "early_return_margin", "failing", "why_failed"])
         writer.writerows([j.horizon, j.name, j.run.label, j.run.seed, j.run.last_step, int(j.failed), j.verdict,
                           "" if j.score is None else j.score, int(j.stopped), int(j.pruned),
-                          "" if j.margin is None else j.margin] for j in judged)
+                          "" if j.margin is None else j.margin, j.failing, j.why_failed] for j in judged)
     return paths
