@@ -4,16 +4,19 @@ TensorBoard event files (tests/test_report.py's writer)."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 
 from td3exp.calibrate.__main__ import main as calibrate_main
-from td3exp.calibrate.horizon import horizon_summaries, judge
+from td3exp.calibrate.horizon import horizon_summaries, judge, median_rule
+from td3exp.calibrate.measures import clustered_auc_difference_ci
 from td3exp.report.criteria import evaluate, learning_metric
 from td3exp.report.gate import load_gate
-from td3exp.report.runs import load_run, until
+from td3exp.report.runs import Run, Series, load_run, until
 from td3exp.report.scale import q_limit
 
 from .test_report import healthy_history, write_run
@@ -91,6 +94,20 @@ def test_a_failure_the_gate_misses_is_a_false_negative(runs: Path, capsys: pytes
     report = (out / "calibration.md").read_text()
     assert "## Horizon 2,000 steps" in report and "Horizon 3,000" not in report  # no run is longer than 3,000
     assert (out / "calibration.html").is_file() and "no run is longer than it" in report
+    assert "Gate `seed` from " in report and "(sha256 `" in report  # which gate file, frozen how
+    assert "Every run's device: " in report and "MIXED" not in report
+
+
+def test_the_gate_against_early_return_is_a_paired_difference_with_its_interval() -> None:
+    """A score that ranks every failure first against one that ranks them at random, over 4 conditions."""
+    y = [True, True, False, False] * 4
+    conditions = [c for c in "abcd" for _ in range(4)]
+    perfect, flat = [2.0, 2.0, 1.0, 1.0] * 4, [1.0] * 16
+    ci = clustered_auc_difference_ci(perfect, flat, y, conditions, reps=300)
+    assert ci.low == ci.high == 0.5 and "4 conditions cannot bound it" in ci.note  # 1 - 0.5 in every resample
+    noisy = [2.0, 1.0, 1.5, 1.0, 2.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 2.0, 2.0, 2.0, 1.0, 1.0]
+    ci = clustered_auc_difference_ci(perfect, noisy, y, conditions, reps=300)
+    assert ci.low is not None and ci.high is not None and 0 <= ci.low < ci.high <= 1 and "300 of 300" in ci.note
 
 
 def test_one_condition_makes_the_auc_ci_not_computable(runs: Path) -> None:
@@ -177,3 +194,33 @@ def test_a_limit_that_is_neither_a_number_nor_auto_is_a_one_line_error(tmp_path:
         load_gate(str(gate))
     gate.write_text("q_abs_max: auto\ncritic_loss_mean_max: 300\n")
     assert (load_gate(str(gate)).q_abs_max, load_gate(str(gate)).critic_loss_mean_max) == ("auto", 300)
+
+
+def eval_run(evals: dict[int, float]) -> Run:
+    steps = np.array(sorted(evals), dtype=np.int64)
+    return Run("planted", "c", {}, {"eval/return": Series(steps, np.array([evals[s] for s in steps]))},
+               int(steps[-1]), None)
+
+
+@pytest.mark.parametrize("evals, horizon", [
+    ({5000: 5.0}, 5000),                  # below the others' median at 5,000: pruned
+    ({5000: 25.0}, 5000),                 # above it: kept
+    ({5000: math.nan}, 5000),             # every value NaN: Optuna prunes
+    ({5000: 18.0, 10000: math.nan}, 10000),  # the latest step (10,000) counts even when its value is NaN
+    ({5000: math.inf}, 5000),             # an infinite best is never below the median
+    ({5000: 5.0, 10000: 30.0}, 5000),     # values after the horizon are not seen
+])
+def test_the_early_return_baseline_decides_as_optunas_median_pruner(evals: dict[int, float], horizon: int) -> None:
+    """The baseline against the real optuna.pruners.MedianPruner on a study holding the other runs as trials."""
+    others = [{5000: 10.0, 10000: 10.0}, {5000: 20.0, 10000: 12.0}, {5000: 30.0, 10000: math.nan}]
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=0, n_warmup_steps=0))
+    for values in others:
+        study.add_trial(optuna.trial.create_trial(value=0.0, params={}, distributions={},
+                                                  intermediate_values=values))
+    trial = study.ask()
+    for step, value in sorted(evals.items()):
+        if step <= horizon:
+            trial.report(value, step)
+    margin = median_rule(eval_run(evals), [eval_run(o) for o in others], horizon)
+    assert margin is not None and (margin > 0) == trial.should_prune()

@@ -6,6 +6,7 @@ calibration.html, summary.csv and runs.csv into ``--out``.  Exit codes: 0 writte
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shlex
 import sys
 from pathlib import Path
@@ -15,8 +16,8 @@ from td3exp.calibrate.outcome import load_outcome, outcome
 from td3exp.calibrate.render import markdown, write_all
 from td3exp.report.__main__ import load_inputs
 from td3exp.report.dataset import unique_names
-from td3exp.report.gate import load_gate
-from td3exp.report.runs import ReportInputError
+from td3exp.report.gate import load_gate_file
+from td3exp.report.runs import ReportInputError, Run
 
 
 def horizons(text: str) -> list[int]:
@@ -29,9 +30,21 @@ def horizons(text: str) -> list[int]:
     return values
 
 
+def provenance(runs: list[Run]) -> str:
+    """Which devices and commits the runs come from: a calibration compares runs, so a mix is named."""
+    parts = []
+    for what, values in (("device", [r.device for r in runs]), ("commit", [r.commit for r in runs])):
+        counts = {v: values.count(v) for v in sorted(set(values))}
+        listed = ", ".join(f"{v} ({n} runs)" for v, n in counts.items())
+        parts.append(f"**MIXED {what}s**: {listed}" if len(counts) > 1 else f"every run's {what}: {listed}")
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:]
+
+
 def run(args: argparse.Namespace, command: str) -> None:
     hs = horizons(args.horizons)
-    gate, loaded = load_gate(args.gate), load_outcome(args.outcome)
+    gate, gate_path, gate_text = load_gate_file(args.gate)
+    loaded = load_outcome(args.outcome)
     runs, notes = load_inputs(args.paths)
     if not runs:
         raise ReportInputError("no usable runs" + (f" ({notes[0]})" if notes else ""))
@@ -53,7 +66,9 @@ def run(args: argparse.Namespace, command: str) -> None:
     if not summaries:
         raise ReportInputError(f"no run is longer than any horizon ({args.horizons}); the longest has "
                                f"{max(r.last_step for r, _, _ in decided):,} steps")
-    text = markdown(summaries, judged, gate, loaded, command, notes)
+    gate_hash = hashlib.sha256(gate_text.encode()).hexdigest()[:16]
+    sources = f"Gate `{gate.name}` from `{gate_path}` (sha256 `{gate_hash}`). {provenance([r for r, _, _ in decided])}"
+    text = markdown(summaries, judged, sources, loaded, command, notes)
     paths = write_all(args.out, text, summaries, judged)
     for s in summaries:
         if s.method.startswith("gate"):

@@ -4,11 +4,20 @@ rate), each summarized by the same numbers."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from td3exp.calibrate.measures import Interval, Rate, auc, clustered_auc_ci, leave_one_condition_out, wilson
+from td3exp.calibrate.measures import (
+    Interval,
+    Rate,
+    auc,
+    clustered_auc_ci,
+    clustered_auc_difference_ci,
+    leave_one_condition_out,
+    wilson,
+)
 from td3exp.report.criteria import evaluate
 from td3exp.report.gate import GateConfig
 from td3exp.report.runs import Run, until
@@ -40,25 +49,31 @@ class Judged:
 
 def median_rule(run: Run, others: list[Run], horizon: int) -> float | None:
     """Optuna's MedianPruner (PercentilePruner at 50, maximizing), on eval/return as the intermediate values: at the
-    run's latest evaluation step s <= horizon, prune when its best value so far is below the median of the other
-    runs' values at step s (only runs that evaluated at s count; none: no pruning).  Returns median - best (prune
-    when > 0), or None when the rule cannot apply.  Optuna's n_startup_trials / warm-up are not modelled: every
-    other run has finished."""
+    run's latest evaluation step s <= horizon, prune when its best value so far (NaN ignored) is below the median of
+    the other runs' values at step s (NaN ignored; none there: no pruning); a run whose every value so far is NaN is
+    pruned, as Optuna does.  Returns median - best (prune when > 0; +inf for an all-NaN run), or None when the rule
+    cannot apply.  Optuna's n_startup_trials / warm-up are not modelled: every other run has finished."""
     evals = run.scalars.get("eval/return")
     if evals is None:
         return None
-    seen = (evals.steps <= horizon) & np.isfinite(evals.values)
+    seen = evals.steps <= horizon
     if not np.any(seen):
         return None
-    step, best = int(evals.steps[seen].max()), float(evals.values[seen].max())
+    values = evals.values[seen]
+    if np.all(np.isnan(values)):
+        return math.inf
+    step, best = int(evals.steps[seen].max()), float(np.nanmax(values))
     at_step = []
     for other in others:
         series = other.scalars.get("eval/return")
         if series is not None:
-            at_step += [float(v) for v in series.values[series.steps == step] if np.isfinite(v)]
+            at_step += [float(v) for v in series.values[series.steps == step] if not math.isnan(v)]
     if not at_step:
         return None
-    return float(np.median(at_step)) - best
+    median = float(np.median(at_step))
+    if median == best:  # equal, both possibly infinite: not below the median
+        return 0.0
+    return median - best
 
 
 def judge(runs: list[Run], names: list[str], failed: list[bool], gate: GateConfig, horizon: int,
@@ -97,6 +112,10 @@ class Summary:
     auc_runs: int = 0  # runs with a score
     auc_ci: Interval | None = None
     loco: tuple[float, float, int] | None = None  # leave-one-condition-out AUC: min, median, conditions usable
+    # the gate's row only: its AUC minus early return's on the runs both score, with a paired clustered CI
+    auc_minus_early: float | None = None
+    auc_minus_early_runs: int = 0
+    auc_minus_early_ci: Interval | None = None
 
 
 def _saved(judged: list[Judged], stopped: list[float]) -> float | None:
@@ -139,7 +158,18 @@ def horizon_summaries(judged: list[Judged], reps: int, seed: int = 0) -> list[Su
     gate.auc_ci = clustered_auc_ci(scores, y, conditions, reps, seed)
     gate.loco = leave_one_condition_out(scores, y, conditions)
     early = summarize(judged, "early return (median rule)", [j.pruned for j in judged])
-    margins = [(j.margin, j.failed) for j in judged if j.margin is not None]
-    early.auc, early.auc_runs = auc([m for m, _ in margins], [f for _, f in margins]), len(margins)
+    ranked = [j for j in judged if j.margin is not None]
+    margins, y_early = [float(j.margin) for j in ranked], [j.failed for j in ranked]  # type: ignore[arg-type]
+    early_conditions = [j.run.label for j in ranked]
+    early.auc, early.auc_runs = auc(margins, y_early), len(ranked)
+    early.auc_ci = clustered_auc_ci(margins, y_early, early_conditions, reps, seed)
+    early.loco = leave_one_condition_out(margins, y_early, early_conditions)
+    both = [j for j in ranked if j.score is not None]
+    pair = ([float(j.score) for j in both], [float(j.margin) for j in both],  # type: ignore[arg-type]
+            [j.failed for j in both], [j.run.label for j in both])
+    first, second = auc(pair[0], pair[2]), auc(pair[1], pair[2])
+    if first is not None and second is not None:
+        gate.auc_minus_early, gate.auc_minus_early_runs = first - second, len(both)
+        gate.auc_minus_early_ci = clustered_auc_difference_ci(*pair, reps=reps, seed=seed)
     always = summarize(judged, "always GO", [False] * len(judged))
     return [gate, early, always, random_gate(judged, gate.stop_rate)]

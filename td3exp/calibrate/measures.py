@@ -54,26 +54,52 @@ class Interval:
     note: str  # how it was obtained, or why it was not
 
 
-def clustered_auc_ci(scores: Sequence[float], positive: Sequence[bool], clusters: Sequence[str], reps: int = 2000,
-                     seed: int = 0) -> Interval:
-    """Percentile 95% CI of the AUC over bootstrap resamples of conditions (with replacement, all runs of a drawn
-    condition together); resamples holding one class only are dropped and counted."""
-    s, y, c = np.asarray(scores, float), np.asarray(positive, bool), np.asarray(clusters, dtype=object)
-    names = sorted(set(c))
-    if len(names) < 2:
-        return Interval(None, None, f"not computable: {len(names)} condition (needs at least 2)")
-    members = [np.flatnonzero(c == name) for name in names]
+def _resamples(clusters: np.ndarray, reps: int, seed: int) -> list[np.ndarray]:
+    """Run indices of ``reps`` bootstrap resamples of conditions (with replacement, all runs of a drawn condition
+    together)."""
+    names = sorted(set(clusters))
+    members = [np.flatnonzero(clusters == name) for name in names]
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(reps):
-        index = np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))])
-        value = auc(s[index], y[index])
-        if value is not None:
-            values.append(value)
+    return [np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))]) for _ in range(reps)]
+
+
+def _percentile_interval(values: list[float], conditions: int, reps: int) -> Interval:
     if not values:
         return Interval(None, None, "not computable: no resample holds both failures and successes")
     low, high = np.percentile(values, [2.5, 97.5])
-    return Interval(float(low), float(high), f"{len(names)} conditions, {len(values)} of {reps} resamples usable")
+    note = f"{conditions} conditions, {len(values)} of {reps} resamples usable"
+    if low == high:  # every resample agrees: few conditions, not certainty
+        note += f"; every usable resample gives {low:.3g}: {conditions} conditions cannot bound it"
+    return Interval(float(low), float(high), note)
+
+
+def clustered_auc_ci(scores: Sequence[float], positive: Sequence[bool], clusters: Sequence[str], reps: int = 2000,
+                     seed: int = 0) -> Interval:
+    """Percentile 95% CI of the AUC over bootstrap resamples of conditions; resamples holding one class only are
+    dropped and counted."""
+    s, y, c = np.asarray(scores, float), np.asarray(positive, bool), np.asarray(clusters, dtype=object)
+    conditions = len(set(c))
+    if conditions < 2:
+        return Interval(None, None, f"not computable: {conditions} condition (needs at least 2)")
+    values = [v for index in _resamples(c, reps, seed) if (v := auc(s[index], y[index])) is not None]
+    return _percentile_interval(values, conditions, reps)
+
+
+def clustered_auc_difference_ci(a: Sequence[float], b: Sequence[float], positive: Sequence[bool],
+                                clusters: Sequence[str], reps: int = 2000, seed: int = 0) -> Interval:
+    """Percentile 95% CI of AUC(a) - AUC(b), two scores of the same runs, over the same resamples of conditions
+    (paired: both AUCs from each resample)."""
+    sa, sb, y = np.asarray(a, float), np.asarray(b, float), np.asarray(positive, bool)
+    c = np.asarray(clusters, dtype=object)
+    conditions = len(set(c))
+    if conditions < 2:
+        return Interval(None, None, f"not computable: {conditions} condition (needs at least 2)")
+    values = []
+    for index in _resamples(c, reps, seed):
+        first, second = auc(sa[index], y[index]), auc(sb[index], y[index])
+        if first is not None and second is not None:
+            values.append(first - second)
+    return _percentile_interval(values, conditions, reps)
 
 
 def leave_one_condition_out(scores: Sequence[float], positive: Sequence[bool], clusters: Sequence[str]

@@ -103,11 +103,16 @@ EXPLAIN = {
 
 def load_gate(name_or_path: str) -> GateConfig:
     """A gate from conf/gate/NAME.yaml or a YAML file; ReportInputError (one line) when missing or malformed."""
+    return load_gate_file(name_or_path)[0]
+
+
+def load_gate_file(name_or_path: str) -> tuple[GateConfig, Path, str]:
+    """``load_gate`` with the file it read and that file's text (the calibration quotes its hash)."""
     gate: GateConfig
-    gate, path, _ = load_named_yaml("gate", name_or_path, GATES_DIR, GateConfig, "conf/gate/strict.yaml")
+    gate, path, text = load_named_yaml("gate", name_or_path, GATES_DIR, GateConfig, "conf/gate/strict.yaml")
     for key in ("q_abs_max", "critic_loss_mean_max"):
         value = getattr(gate, key)
         if not (value is None or value == AUTO or (isinstance(value, int | float) and not isinstance(value, bool))):
             raise ReportInputError(f"gate {path}: {key}={value!r}; use a number, {AUTO} or null")
-    return gate
+    return gate, path, text
 
