@@ -158,15 +158,15 @@ def horizon_summaries(judged: list[Judged], reps: int, seed: int = 0) -> list[Su
     gate.auc_ci = clustered_auc_ci(scores, y, conditions, reps, seed)
     gate.loco = leave_one_condition_out(scores, y, conditions)
     early = summarize(judged, "early return (median rule)", [j.pruned for j in judged])
-    ranked = [j for j in judged if j.margin is not None]
-    margins, y_early = [float(j.margin) for j in ranked], [j.failed for j in ranked]  # type: ignore[arg-type]
-    early_conditions = [j.run.label for j in ranked]
+    ranked = [(j, j.margin) for j in judged if j.margin is not None]
+    margins, y_early = [m for _, m in ranked], [j.failed for j, _ in ranked]
+    early_conditions = [j.run.label for j, _ in ranked]
     early.auc, early.auc_runs = auc(margins, y_early), len(ranked)
     early.auc_ci = clustered_auc_ci(margins, y_early, early_conditions, reps, seed)
     early.loco = leave_one_condition_out(margins, y_early, early_conditions)
-    both = [j for j in ranked if j.score is not None]
-    pair = ([float(j.score) for j in both], [float(j.margin) for j in both],  # type: ignore[arg-type]
-            [j.failed for j in both], [j.run.label for j in both])
+    both = [(j, j.score, m) for j, m in ranked if j.score is not None]
+    pair = ([s for _, s, _ in both], [m for _, _, m in both], [j.failed for j, _, _ in both],
+            [j.run.label for j, _, _ in both])
     first, second = auc(pair[0], pair[2]), auc(pair[1], pair[2])
     if first is not None and second is not None:
         gate.auc_minus_early, gate.auc_minus_early_runs = first - second, len(both)
