@@ -118,8 +118,9 @@ def plot_curves(by_framework: dict[str, list[Run]], env_id: str, path: Path) -> 
     plt.close(fig)
 
 
-def summarize(out: Path, env_id: str, seeds: list[int]) -> dict[str, object]:
-    """The env's result table, curves and summary; prints its four lines."""
+def summarize(out: Path, env_id: str, seeds: list[int], overrides: list[str]) -> dict[str, object]:
+    """The env's result table, curves and summary; prints its four lines.  ``overrides``: what both frameworks ran
+    with besides agent=fujimoto (e.g. agent.precision=bf16, which only td3exp reads), recorded in the summary."""
     runs = {fw: [load(out, fw, env_id, seed) for seed in seeds] for fw in FRAMEWORKS}
     target = out / env_id
     write_table([run for fw in FRAMEWORKS for run in runs[fw]], target / "scalars.parquet")
@@ -128,7 +129,8 @@ def summarize(out: Path, env_id: str, seeds: list[int]) -> dict[str, object]:
     speed = {fw: float(np.median([r.scalars["perf/steps_per_s"].values[0] for r in runs[fw]])) for fw in FRAMEWORKS}
     improvement = probability_of_improvement(ours, theirs)
     summary = {
-        "env": env_id, "seeds": seeds, "final_return": {"td3exp": ours.tolist(), "sb3": theirs.tolist()},
+        "env": env_id, "seeds": seeds, "overrides": overrides,
+        "final_return": {"td3exp": ours.tolist(), "sb3": theirs.tolist()},
         "final_return_iqm_td3exp": str(estimate(ours)), "final_return_iqm_sb3": str(estimate(theirs)),
         "probability_of_improvement": str(improvement) if improvement else "n/a (fewer than 5 runs each)",
         "steps_per_s": speed, "steps_per_s_vs_sb3": speed["td3exp"] / speed["sb3"],
@@ -169,7 +171,7 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=a.jobs) as pool:
             for future in [pool.submit(launch, *job, a, overrides) for job in jobs]:
                 future.result()
-        summarize(a.out, env_id, seeds)
+        summarize(a.out, env_id, seeds, overrides)
 
 
 if __name__ == "__main__":

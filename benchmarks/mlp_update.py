@@ -9,10 +9,12 @@ critic+actor updates weigh alike), all with one torch thread:
   sb3                 - SB3 TD3 MlpPolicy with the same hyperparameters: TD3.train(1) (sample + update)
   rest of a step      - what a training step adds besides the update on the real task: act_batch, env step,
                         replay add (td3exp's, timed on its own)
-  td3exp bf16         - the same update under agent.precision=bf16 (only on a CPU with native bf16)
+  td3exp bf16         - the same update under agent.precision=bf16 (only on a CPU with native bf16), monitored and
+                        unmonitored
 Prints `key: value` lines: update_ratio_vs_sb3_mlp (SB3's time over td3exp's), monitoring_cost_update_mlp (share of
-the update), monitoring_cost_loop_mlp (the monitoring time over a whole training step: update + the rest).  Ratios,
-not promises: compare only numbers measured in one run.
+the update), monitoring_cost_loop_mlp (the monitoring time over a whole training step: update + the rest), and under
+bf16 update_ratio_vs_sb3_mlp_bf16 and monitoring_cost_loop_mlp_bf16.  Ratios, not promises: compare only numbers
+measured in one run.
 
 The fp32 ceiling: an update's FLOPs (torch's FLOP counter, averaged over a critic-only and a critic+actor update)
 over the rate one thread reaches on the update's largest matmul (batch x 256 @ 256 x 256) is a floor no fp32
@@ -148,6 +150,7 @@ def main() -> None:
     if device.type == "cpu" and any(torch.cpu.get_capabilities().get(f) for f in build.NATIVE_BF16):
         bf16 = td3exp_setup.compose_or_exit([*overrides, "agent.precision=bf16"])
         variants["td3exp bf16"] = td3exp_step(bf16, obs_dim, action_dim, True, args.fill, device)
+        variants["td3exp bf16 unmon."] = td3exp_step(bf16, obs_dim, action_dim, False, args.fill, device)
     updates = args.updates + args.updates % 2
     seconds = interleaved_medians(variants, updates, args.rounds, 4, synchronizer(device))
     rest = rest_of_step(args.env, cfg, 20 * updates, device)
@@ -164,6 +167,8 @@ def main() -> None:
     print_value("monitoring_cost_loop_mlp", monitoring / (seconds["td3exp"] + rest))
     if "td3exp bf16" in seconds:
         print_value("update_ratio_vs_sb3_mlp_bf16", seconds["sb3"] / seconds["td3exp bf16"])
+        monitoring_bf16 = seconds["td3exp bf16"] - seconds["td3exp bf16 unmon."]
+        print_value("monitoring_cost_loop_mlp_bf16", monitoring_bf16 / (seconds["td3exp bf16"] + rest))
     flops = update_flops(unmonitored)
     rate = matmul_flops_per_s(cfg.agent.batch_size, max(cfg.agent.hidden_dims), device)
     floor = flops / rate
