@@ -12,9 +12,12 @@ td3exp.report`` reads it), with ``curves.png`` (IQM of the evaluation return wit
 Prints, per env, one `key: value` line each: final_return_iqm_td3exp, final_return_iqm_sb3 (IQM of the final
 evaluation with its 95% CI at >= 5 seeds, else the mean and range), probability_of_improvement (td3exp over SB3, with
 its bootstrap 95% CI; rliable), steps_per_s_vs_sb3 (median steps/s of the whole loop, evaluations included).
+``--frameworks td3exp,td3exp_bf16,sb3`` adds td3exp under agent.precision=bf16 as a third condition, with the same
+lines for it suffixed ``_td3exp_bf16`` (all runs of one seed are queued together).
 
 Run:  python -m benchmarks.learning_vs_sb3 [--envs Hopper-v5,HalfCheetah-v5] [--seeds 0,1,2,3,4] [--steps 100000]
-      [--out experiments/results/learning_mujoco] [--jobs 2] [--quick] [td3exp overrides for both frameworks]
+      [--out experiments/results/learning_mujoco] [--jobs 2] [--frameworks td3exp,sb3] [--quick]
+      [td3exp overrides for both frameworks]
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from td3exp.report.dataset import write_table
 from td3exp.report.runs import Run, Series, load_run
 from td3exp.report.stats import estimate, probability_of_improvement
 
-FRAMEWORKS = ("td3exp", "sb3")
+# td3exp's conditions: the overrides each adds to agent=fujimoto (SB3 runs in fp32 whatever td3exp's precision)
+TD3EXP_VARIANTS = {"td3exp": [], "td3exp_bf16": ["agent.precision=bf16"]}
+FRAMEWORKS = (*TD3EXP_VARIANTS, "sb3")
 STEPS_PER_S = re.compile(r"\(([0-9.]+) steps/s\)")
 
 
@@ -62,7 +67,8 @@ def launch(framework: str, env_id: str, seed: int, a: argparse.Namespace, overri
         command = [sys.executable, "-m", "td3exp", "env=gymnasium", f"env.id={env_id}", "agent=fujimoto",
                    f"seed={seed}", f"total_steps={a.steps}", f"eval.every={a.eval_every}",
                    f"eval.episodes={a.eval_episodes}", "checkpoint.every=0", "logger.progress_bar=false",
-                   "logger.wandb.mode=disabled", "save_model=false", f"hydra.run.dir={directory}", *overrides]
+                   "logger.wandb.mode=disabled", "save_model=false", f"hydra.run.dir={directory}", *overrides,
+                   *TD3EXP_VARIANTS[framework]]
     done = subprocess.run(command, env=one_thread_env(), capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{framework} {env_id} seed={seed} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -80,8 +86,8 @@ def load(out: Path, framework: str, env_id: str, seed: int) -> Run:
     """One finished run as a report ``Run`` labelled by its framework, with its steps/s as ``perf/steps_per_s``."""
     directory = run_dir(out, framework, env_id, seed)
     speed = json.loads((directory / "speed.json").read_text())["steps_per_s"]
-    if framework == "td3exp":
-        run = dataclasses.replace(load_run(directory), label="framework=td3exp")
+    if framework in TD3EXP_VARIANTS:
+        run = dataclasses.replace(load_run(directory), label=f"framework={framework}")
     else:
         result = json.loads((directory / "result.json").read_text())
         steps, returns, lengths = (np.asarray(column) for column in zip(*result["evaluations"], strict=True))
@@ -118,30 +124,40 @@ def plot_curves(by_framework: dict[str, list[Run]], env_id: str, path: Path) -> 
     plt.close(fig)
 
 
-def summarize(out: Path, env_id: str, seeds: list[int], overrides: list[str]) -> dict[str, object]:
-    """The env's result table, curves and summary; prints its four lines.  ``overrides``: what both frameworks ran
-    with besides agent=fujimoto (e.g. agent.precision=bf16, which only td3exp reads), recorded in the summary."""
-    runs = {fw: [load(out, fw, env_id, seed) for seed in seeds] for fw in FRAMEWORKS}
+def summarize(out: Path, env_id: str, seeds: list[int], frameworks: list[str], overrides: list[str]
+              ) -> dict[str, object]:
+    """The env's result table, curves and summary; prints four lines per td3exp condition.  ``overrides``: what
+    all frameworks ran with besides agent=fujimoto, recorded in the summary."""
+    runs = {fw: [load(out, fw, env_id, seed) for seed in seeds] for fw in frameworks}
     target = out / env_id
-    write_table([run for fw in FRAMEWORKS for run in runs[fw]], target / "scalars.parquet")
+    write_table([run for fw in frameworks for run in runs[fw]], target / "scalars.parquet")
     plot_curves(runs, env_id, target / "curves.png")
-    ours, theirs = final_returns(runs["td3exp"]), final_returns(runs["sb3"])
-    speed = {fw: float(np.median([r.scalars["perf/steps_per_s"].values[0] for r in runs[fw]])) for fw in FRAMEWORKS}
-    improvement = probability_of_improvement(ours, theirs)
-    summary = {
+    finals = {fw: final_returns(runs[fw]) for fw in frameworks}
+    speed = {fw: float(np.median([r.scalars["perf/steps_per_s"].values[0] for r in runs[fw]])) for fw in frameworks}
+    summary: dict[str, object] = {
         "env": env_id, "seeds": seeds, "overrides": overrides,
-        "final_return": {"td3exp": ours.tolist(), "sb3": theirs.tolist()},
-        "final_return_iqm_td3exp": str(estimate(ours)), "final_return_iqm_sb3": str(estimate(theirs)),
-        "probability_of_improvement": str(improvement) if improvement else "n/a (fewer than 5 runs each)",
-        "steps_per_s": speed, "steps_per_s_vs_sb3": speed["td3exp"] / speed["sb3"],
-        "commits": sorted({r.commit for fw in FRAMEWORKS for r in runs[fw]}),
-        "devices": sorted({r.device for fw in FRAMEWORKS for r in runs[fw]}),
+        "final_return": {fw: finals[fw].tolist() for fw in frameworks},
+        "final_return_iqm_sb3": str(estimate(finals["sb3"])), "steps_per_s": speed,
+        "commits": sorted({r.commit for fw in frameworks for r in runs[fw]}),
+        "devices": sorted({r.device for fw in frameworks for r in runs[fw]}),
     }
+    lines = []
+    for fw in (f for f in frameworks if f in TD3EXP_VARIANTS):
+        suffix = "" if fw == "td3exp" else f"_{fw}"
+        improvement = probability_of_improvement(finals[fw], finals["sb3"])
+        summary[f"final_return_iqm_{fw}"] = str(estimate(finals[fw]))
+        summary[f"probability_of_improvement{suffix}"] = (str(improvement) if improvement
+                                                          else "n/a (fewer than 5 runs each)")
+        summary[f"steps_per_s_vs_sb3{suffix}"] = speed[fw] / speed["sb3"]
+        lines += [f"final_return_iqm_{fw}", "final_return_iqm_sb3", f"probability_of_improvement{suffix}",
+                  f"steps_per_s_vs_sb3{suffix}"]
     (target / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"{env_id}:")
-    for key in ("final_return_iqm_td3exp", "final_return_iqm_sb3", "probability_of_improvement"):
-        print(f"  {key}: {summary[key]}")
-    print_value("  steps_per_s_vs_sb3", float(summary["steps_per_s_vs_sb3"]))  # type: ignore[arg-type]
+    for key in dict.fromkeys(lines):
+        if key.startswith("steps_per_s"):
+            print_value(f"  {key}", float(summary[key]))  # type: ignore[arg-type]
+        else:
+            print(f"  {key}: {summary[key]}")
     return summary
 
 
@@ -153,6 +169,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=5000)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--frameworks", default="td3exp,sb3",
+                        help=f"which of {', '.join(FRAMEWORKS)} to run (sb3 is the baseline: always run)")
     parser.add_argument("--out", type=Path, default=Path("experiments/results/learning_mujoco"))
     parser.add_argument("--quick", action="store_true",
                         help="a smoke test: Pendulum-v1, 2 seeds, 1,200 steps, learning from step 400")
@@ -160,6 +178,10 @@ def main() -> None:
     if a.quick:
         a.envs, a.seeds, a.steps, a.eval_every, a.eval_episodes = "Pendulum-v1", "0,1", 1200, 600, 2
         overrides = ["agent.start_steps=400", *overrides]
+    frameworks = [fw for fw in FRAMEWORKS if fw in a.frameworks.split(",") or fw == "sb3"]
+    unknown = set(a.frameworks.split(",")) - set(FRAMEWORKS)
+    if unknown or len(frameworks) < 2:
+        parser.error(f"--frameworks: {a.frameworks!r}: name at least one td3exp condition of {', '.join(FRAMEWORKS)}")
     require_sb3()
     torch.set_num_threads(1)
     for line in machine_lines(torch.device("cpu")):
@@ -167,11 +189,11 @@ def main() -> None:
     print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}")
     envs, seeds = a.envs.split(","), [int(s) for s in a.seeds.split(",")]
     for env_id in envs:  # one env at a time: its table is written (and can be committed) as soon as it completes
-        jobs = [(fw, env_id, seed) for seed in seeds for fw in FRAMEWORKS]
+        jobs = [(fw, env_id, seed) for seed in seeds for fw in frameworks]
         with ThreadPoolExecutor(max_workers=a.jobs) as pool:
             for future in [pool.submit(launch, *job, a, overrides) for job in jobs]:
                 future.result()
-        summarize(a.out, env_id, seeds, overrides)
+        summarize(a.out, env_id, seeds, frameworks, overrides)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,9 @@ class TD3Agent:
         self._online_params = [p for _, online in pairs for p in online.parameters()]
         self.action_dim, self.device, self.channels_last = actor.head.action_dim, device, channels_last
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=hyperparameters.precision == "bf16")
+        # acting on a state vector reads the fp32 weights as they are: under autocast each call casts every weight
+        # anew, which for one observation takes longer than the whole fp32 forward
+        self._act_autocast = self.autocast if measurement.learned_features else contextlib.nullcontext()
         self.rng = np.random.default_rng(seed)
         self.num_updates = 0
         self._float_obs: dict[str, torch.Tensor] = {}  # reused scaled-pixel buffers (see NatureCNN.preprocess)
@@ -122,7 +125,7 @@ class TD3Agent:
             actions[random] = self.rng.uniform(-1.0, 1.0, (int(random.sum()), self.action_dim))
         policy = ~random
         if policy.any():
-            with self.autocast:
+            with self._act_autocast:
                 x = self._prep(torch.as_tensor(obs[policy], device=self.device))
                 chosen = self.actor(x).float().cpu().numpy()
             if not eval_mode:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from td3exp.clipping import total_norm
+
 TANH_SATURATION = 3.0  # tanh'(3) = 0.0099: beyond it the actor's gradient has all but vanished
 
 
@@ -43,7 +45,7 @@ class UpdateRatio:
         ratios = {}
         for name, params in self.params.items():
             before = self.before[name]
-            norm_before = torch.nn.utils.get_total_norm(before)
-            torch._foreach_sub_(before, params)  # in place: the buffer now holds -delta
-            ratios[name] = torch.nn.utils.get_total_norm(before) / (norm_before + 1e-12)
+            norm_before = total_norm(before)
+            torch._foreach_sub_(before, params)  # in place: the buffer now holds -delta (no second buffer)
+            ratios[name] = total_norm(before) / (norm_before + 1e-12)
         return ratios

@@ -19,6 +19,14 @@ import torch
 from td3exp.metrics import WINDOW_ACTOR_UPDATES, WINDOW_UPDATES, is_update_metric, max_twin
 
 
+def _scalar(value: torch.Tensor | float) -> torch.Tensor:
+    """A 0-d float32 tensor (what the agent's metrics are already: converting those anyway would cost two tensor
+    calls per metric and update)."""
+    if isinstance(value, torch.Tensor) and value.dtype == torch.float32 and value.dim() == 0:
+        return value
+    return torch.as_tensor(value).float().reshape(())
+
+
 class _RunningTotals:
     """Running sum and maximum |value| of the updates that reported exactly these update metrics."""
 
@@ -49,7 +57,7 @@ class MetricWindow:
     def add(self, metrics: Mapping[str, torch.Tensor | float]) -> None:
         """Fold in one update's metrics (device tensors; nothing is read back)."""
         keys = tuple(k for k in metrics if is_update_metric(k))
-        values = torch.stack([torch.as_tensor(metrics[k]).float().reshape(()) for k in keys])
+        values = torch.stack([_scalar(metrics[k]) for k in keys])
         totals = self._totals_by_keys.get(keys)
         if totals is None:
             self._totals_by_keys[keys] = _RunningTotals(values)

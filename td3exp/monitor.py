@@ -51,29 +51,42 @@ class GradientMonitor:
         self.peak = torch.zeros(len(names), device=device)
         self._reported: tuple[int, int] = (0, 0)
         self._saturated_reported = 0
-        self._index_tensors: dict[tuple[str, ...], torch.Tensor] = {}
+        self._positions: dict[tuple[str, ...], slice | torch.Tensor] = {}
 
     def observe_norms(self, norms: dict[str, torch.Tensor]) -> None:
         """Count warning/critical crossings of the given (pre-clip) norms."""
         names = tuple(name for name in norms if name in self._index)
-        idx = self._index_tensors.get(names)
-        if idx is None:  # built once per set of modules: indexing with a Python list would copy it to the GPU
-            idx = torch.tensor([self._index[n] for n in names], device=self._warning.device)
-            self._index_tensors[names] = idx
+        at = self._positions.get(names)
+        if at is None:
+            at = self._positions[names] = self._position(names)
         # an overflowed (inf or NaN) norm is the worst explosion there is: it counts as critical, never as 0
         values = torch.nan_to_num(torch.stack([norms[name] for name in names]), nan=float("inf"))
-        critical = values > self._critical[idx]
-        warning = (values > self._warning[idx]) & ~critical
-        self.critical_counts[idx] += critical.long()
-        self.warning_counts[idx] += warning.long()
-        self.peak[idx] = torch.maximum(self.peak[idx], values)
+        critical = values > self._critical[at]
+        warning = (values > self._warning[at]) & ~critical
+        if isinstance(at, slice):  # views: counted in place, without a gather and a scatter per counter
+            self.critical_counts[at].add_(critical)
+            self.warning_counts[at].add_(warning)
+            torch.maximum(self.peak[at], values, out=self.peak[at])
+        else:
+            self.critical_counts[at] += critical.long()
+            self.warning_counts[at] += warning.long()
+            self.peak[at] = torch.maximum(self.peak[at], values)
+
+    def _position(self, names: tuple[str, ...]) -> slice | torch.Tensor:
+        """Where these modules' counters are: a slice when they are neighbours in the thresholds' order (as each
+        optimizer step's modules are by default), else an index tensor (built once: a Python list would be copied
+        to the device on every update)."""
+        idx = [self._index[n] for n in names]
+        if idx == list(range(idx[0], idx[0] + len(idx))):
+            return slice(idx[0], idx[0] + len(idx))
+        return torch.tensor(idx, device=self._warning.device)
 
     def observe_saturation(self, share: torch.Tensor) -> None:
         """Count updates whose actor saturation (of its most saturated action dimension: one pinned dimension is a
         dead policy already) is above the warning / critical share."""
         critical = share > self.saturation.critical
-        self.saturation_counts[0] += ((share > self.saturation.warning) & ~critical).long()
-        self.saturation_counts[1] += critical.long()
+        warning = (share > self.saturation.warning) & ~critical
+        self.saturation_counts.add_(torch.stack([warning, critical]))
 
     def observe_finite(self, finite: torch.Tensor) -> None:
         """Record whether this update was finite (all its losses and gradients)."""

@@ -71,10 +71,11 @@ class UpdateMeasurement:
     def _actor_diagnostics(self, features: torch.Tensor, preactivation: torch.Tensor) -> dict[str, torch.Tensor]:
         """What tells a dead actor from an exploding one (td3exp/diagnostics.py); feeds the saturation alerts."""
         per_dimension = saturation_per_dimension(preactivation, self.bounded_actor)
-        self.monitor.observe_saturation(per_dimension.max())
+        most_saturated = per_dimension.max()
+        self.monitor.observe_saturation(most_saturated)
         metrics = {
             "actor/saturation": per_dimension.mean(),
-            "actor/saturation_max": per_dimension.max(),
+            "actor/saturation_max": most_saturated,
             "actor/preact_abs": preactivation.detach().abs().mean(),
         }
         if self.learned_features:

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from td3exp import build
 from td3exp.agent import TD3Agent
-from td3exp.monitor import NonFiniteError
+from td3exp.monitor import GradientMonitor, NonFiniteError, Thresholds
 from td3exp.replay import ReplayBatch
 
 from .conftest import compose_config
@@ -175,3 +175,24 @@ def test_the_actor_is_judged_by_the_critic_just_updated(layout: str) -> None:
         actions = actor_before.head(features if layout == "shared_detached" else actor_before.encoder(batch.obs))
         expected = -agent.critic.head.q1_only(features, actions).mean()
     assert m["loss/actor"].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_alert_counts_are_the_same_whether_a_steps_modules_are_neighbours_in_the_thresholds_or_not() -> None:
+    """The monitor counts in place on slices of its counters when a step's modules are neighbours in the thresholds'
+    order (the default), and through an index where they are not (an order the config may give): same counts."""
+    levels = Thresholds(warning=10.0, critical=100.0)
+    norms = [{"actor": torch.tensor(50.0), "actor_cnn": torch.tensor(float("nan"))},
+             {"actor": torch.tensor(500.0), "actor_cnn": torch.tensor(5.0)},
+             {"actor": torch.tensor(20.0), "actor_cnn": torch.tensor(200.0)}]
+    counts = {}
+    for order in (("actor", "actor_cnn", "critic"), ("actor", "critic", "actor_cnn")):
+        monitor = GradientMonitor(dict.fromkeys(order, levels), 10, torch.device("cpu"))
+        for step_norms in norms:
+            monitor.observe_norms(step_norms)
+        counts[order] = {name: (int(monitor.warning_counts[i]), int(monitor.critical_counts[i]),
+                                float(monitor.peak[i])) for name, i in monitor._index.items()}
+    neighbours, apart = counts.values()
+    assert neighbours == apart
+    # a NaN norm is critical and the peak is inf; 50 and 20 warn, 500 is critical
+    assert neighbours["actor"] == (2, 1, 500.0) and neighbours["actor_cnn"] == (0, 2, float("inf"))
+    assert neighbours["critic"] == (0, 0, 0.0)

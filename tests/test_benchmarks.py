@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
+import torch
+
+from td3exp.build import NATIVE_BF16
 
 from .conftest import REPO
 
@@ -105,3 +110,23 @@ def test_mlp_update_benchmark_prices_monitoring_on_the_update_and_on_the_whole_s
                                               result.stdout, re.M)]
     assert len(timed) == 3 and 0 < floor_ms < min(timed)
     assert number(values, "step_ratio_ceiling_vs_sb3") > 1
+
+
+def test_learning_benchmark_runs_td3exp_in_bf16_as_a_third_condition(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if not any(torch.cpu.get_capabilities().get(f) for f in NATIVE_BF16):
+        pytest.skip("this CPU has no native bf16: agent.precision=bf16 is a config error here")
+    result = run_benchmark("learning_vs_sb3", "--envs", "Pendulum-v1", "--seeds", "0", "--steps", "300",
+                           "--eval-every", "150", "--eval-episodes", "1", "--out", str(tmp_path),
+                           "--frameworks", "td3exp,td3exp_bf16", "agent.start_steps=200")
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = {m[1]: m[2] for line in result.stdout.splitlines() if (m := KEY_LINE.fullmatch(line.strip()))}
+    assert number(values, "steps_per_s_vs_sb3") > 0 and number(values, "steps_per_s_vs_sb3_td3exp_bf16") > 0
+    assert "final_return_iqm_td3exp_bf16" in values
+    summary = json.loads((tmp_path / "Pendulum-v1" / "summary.json").read_text())
+    assert set(summary["final_return"]) == {"td3exp", "td3exp_bf16", "sb3"}
+    table = pd.read_parquet(tmp_path / "Pendulum-v1" / "scalars.parquet")
+    assert set(table["condition"]) == {"framework=td3exp", "framework=td3exp_bf16", "framework=sb3"}
+    # the bf16 condition really ran in bf16; the fp32 one did not
+    configs = {fw: (tmp_path / "runs" / "Pendulum-v1" / fw / "seed0" / ".hydra" / "config.yaml").read_text()
+               for fw in ("td3exp", "td3exp_bf16")}
+    assert "precision: bf16" in configs["td3exp_bf16"] and "precision: fp32" in configs["td3exp"]
